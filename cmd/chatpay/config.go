@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/chatpay/chatpay/internal/database"
+	"github.com/chatpay/chatpay/internal/pgcluster"
+)
+
+// config is every setting of the binary. Each flag has an environment
+// variable; the flag wins when both are given.
+type config struct {
+	Listen                string
+	DatabaseURL           string
+	DataDir               string
+	LogLevel              string
+	LogFormat             string
+	NoMigrate             bool
+	AllowUnsafeDurability bool
+	ShutdownTimeout       time.Duration
+}
+
+// configFlags registers the settings every database-using command shares.
+func configFlags(fs *flag.FlagSet, env *environment) *config {
+	cfg := &config{}
+	fs.StringVar(&cfg.DatabaseURL, "database-url", env.getenv("DATABASE_URL"),
+		"PostgreSQL URL; empty starts a private cluster in the data folder (env DATABASE_URL)")
+	fs.StringVar(&cfg.DataDir, "data-dir", envOr(env, "CHATPAY_DATA_DIR", ".chatpay"),
+		"folder for the private PostgreSQL cluster (env CHATPAY_DATA_DIR)")
+	fs.StringVar(&cfg.LogLevel, "log-level", envOr(env, "CHATPAY_LOG_LEVEL", "info"),
+		"debug, info, warn or error (env CHATPAY_LOG_LEVEL)")
+	fs.StringVar(&cfg.LogFormat, "log-format", envOr(env, "CHATPAY_LOG_FORMAT", "text"),
+		"text or json (env CHATPAY_LOG_FORMAT)")
+	fs.BoolVar(&cfg.AllowUnsafeDurability, "dev-allow-unsafe-durability", envBool(env, "CHATPAY_DEV_ALLOW_UNSAFE_DURABILITY"),
+		"DEVELOPMENT ONLY: serve even if the database may lose acknowledged commits (env CHATPAY_DEV_ALLOW_UNSAFE_DURABILITY)")
+	return cfg
+}
+
+func envOr(env *environment, name, fallback string) string {
+	if v := env.getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func envBool(env *environment, name string) bool {
+	v, _ := strconv.ParseBool(env.getenv(name))
+	return v
+}
+
+func envDuration(env *environment, name string, fallback time.Duration) time.Duration {
+	if d, err := time.ParseDuration(env.getenv(name)); err == nil {
+		return d
+	}
+	return fallback
+}
+
+// parseFlags parses args, printing errors and usage to stderr.
+func parseFlags(fs *flag.FlagSet, env *environment, args []string) error {
+	fs.SetOutput(env.stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}
+
+func (cfg *config) logger(env *environment) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(cfg.LogFormat) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(env.stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(env.stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", cfg.LogFormat)
+}
+
+// openDatabase connects to DATABASE_URL, or starts the private cluster in the
+// data folder and connects to it. close stops what it started.
+func (cfg *config) openDatabase(ctx context.Context, logger *slog.Logger) (db *sqlx.DB, close func(), err error) {
+	dsn := cfg.DatabaseURL
+	var cluster *pgcluster.Cluster
+	if dsn == "" {
+		cluster, err = pgcluster.Start(ctx, pgcluster.Options{
+			Dir:    filepath.Join(cfg.DataDir, "postgres"),
+			Logger: logger,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("private PostgreSQL: %w", err)
+		}
+		dsn = cluster.URL()
+	}
+	stopCluster := func() {
+		if cluster == nil {
+			return
+		}
+		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := cluster.Stop(stopCtx); err != nil {
+			logger.Error("stop private PostgreSQL", "error", err)
+		} else {
+			logger.Info("private PostgreSQL stopped")
+		}
+	}
+	db, err = database.Open(ctx, dsn, database.DefaultPool)
+	if err != nil {
+		stopCluster()
+		return nil, nil, err
+	}
+	if err := database.CheckDurability(ctx, db); err != nil {
+		if !cfg.AllowUnsafeDurability {
+			_ = db.Close()
+			stopCluster()
+			return nil, nil, err
+		}
+		logger.Warn("serving on a database that may lose acknowledged commits (development flag set)", "error", err)
+	}
+	return db, func() {
+		_ = db.Close()
+		stopCluster()
+	}, nil
+}

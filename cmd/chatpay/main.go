@@ -1,0 +1,79 @@
+// Command chatpay is the one binary of chatpay: the HTTP service, migrations,
+// the ledger audit and the operator tools. main only wires signals and exit
+// codes; run does the work, so end-to-end tests drive the same code.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "chatpay:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *environment, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the HTTP service (and its private PostgreSQL unless DATABASE_URL is set)", runServe},
+		{"migrate", "apply migrations (migrate up) or list them (migrate status)", runMigrate},
+	}
+}
+
+// environment is what a command may touch of the outside world.
+type environment struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	env := &environment{stdout: stdout, stderr: stderr, getenv: getenv}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return flag.ErrHelp
+	}
+	for _, cmd := range commands() {
+		if cmd.name == args[0] {
+			return cmd.run(ctx, env, args[1:])
+		}
+	}
+	usage(stderr)
+	fmt.Fprintf(stderr, "\nunknown command %q\n", args[0])
+	return errUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "chatpay — in-chat payments and mini-commerce\n\nUsage: chatpay <command> [flags]\n\nCommands:")
+	for _, cmd := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", cmd.name, cmd.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'chatpay <command> -h' for its flags.")
+}

@@ -1,0 +1,155 @@
+// Package database is the PostgreSQL plumbing every domain package shares:
+// opening the pool, the durability check that guards money, migrations, the
+// retrying transaction shape, and recognising driver errors by SQLSTATE.
+// It knows no table but goose's.
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// PoolOptions bound the connection pool.
+type PoolOptions struct {
+	MaxOpenConns    int
+	MaxIdleConns    int
+	ConnMaxLifetime time.Duration
+}
+
+// DefaultPool suits a 2-core machine: more connections than cores keeps the
+// server busy while some wait on commits, without thrashing it.
+var DefaultPool = PoolOptions{MaxOpenConns: 40, MaxIdleConns: 40, ConnMaxLifetime: 30 * time.Minute}
+
+const connectTimeout = 10 * time.Second
+
+// Open connects to dsn and checks the connection. Its error is one readable
+// line naming where it tried to connect.
+func Open(ctx context.Context, dsn string, pool PoolOptions) (*sqlx.DB, error) {
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("invalid database URL: %w", err)
+	}
+	db.SetMaxOpenConns(pool.MaxOpenConns)
+	db.SetMaxIdleConns(pool.MaxIdleConns)
+	db.SetConnMaxLifetime(pool.ConnMaxLifetime)
+	pingCtx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("cannot connect to database %s: %s", Redact(dsn), describe(err))
+	}
+	return db, nil
+}
+
+// describe turns common connection failures into one short phrase.
+func describe(err error) string {
+	var opErr *net.OpError
+	var pqErr *pq.Error
+	switch {
+	case errors.As(err, &pqErr):
+		return pqErr.Message
+	case errors.As(err, &opErr):
+		return opErr.Err.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("no answer within %s", connectTimeout)
+	}
+	return err.Error()
+}
+
+// Redact hides the password in a URL or key=value DSN for log lines.
+func Redact(dsn string) string {
+	if strings.Contains(dsn, "://") {
+		if i := strings.Index(dsn, "://"); i >= 0 {
+			rest := dsn[i+3:]
+			if at := strings.LastIndex(rest, "@"); at >= 0 {
+				cred := rest[:at]
+				if colon := strings.Index(cred, ":"); colon >= 0 {
+					return dsn[:i+3] + cred[:colon] + ":***" + rest[at:]
+				}
+			}
+		}
+		return dsn
+	}
+	fields := strings.Fields(dsn)
+	for i, f := range fields {
+		if strings.HasPrefix(f, "password=") {
+			fields[i] = "password=***"
+		}
+	}
+	return strings.Join(fields, " ")
+}
+
+// ErrUnsafeDurability means the server could lose committed money on a crash.
+var ErrUnsafeDurability = errors.New("database durability settings are unsafe")
+
+// CheckDurability refuses a server that acknowledges commits it may lose:
+// fsync, synchronous_commit and full_page_writes must all be on.
+func CheckDurability(ctx context.Context, db sqlx.QueryerContext) error {
+	var bad []string
+	for _, setting := range []string{"fsync", "synchronous_commit", "full_page_writes"} {
+		var value string
+		if err := sqlx.GetContext(ctx, db, &value, "SELECT current_setting($1)", setting); err != nil {
+			return fmt.Errorf("read %s: %w", setting, err)
+		}
+		// synchronous_commit's other values (local, remote_write, remote_apply)
+		// all flush the local WAL before acknowledging; only "off" does not.
+		if value == "off" {
+			bad = append(bad, setting+"="+value)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %s (turn them on, or pass --dev-allow-unsafe-durability for throwaway development data)", ErrUnsafeDurability, strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// SQLSTATE codes chatpay reacts to.
+const (
+	CodeUniqueViolation      = "23505"
+	CodeForeignKeyViolation  = "23503"
+	CodeCheckViolation       = "23514"
+	CodeSerializationFailure = "40001"
+	CodeDeadlockDetected     = "40P01"
+	CodeLockNotAvailable     = "55P03"
+	CodeRaiseException       = "P0001"
+)
+
+// SQLState returns the SQLSTATE of a PostgreSQL error, or "".
+func SQLState(err error) string {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return string(pqErr.Code)
+	}
+	return ""
+}
+
+// Constraint returns the constraint a PostgreSQL error names, or "".
+func Constraint(err error) string {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return pqErr.Constraint
+	}
+	return ""
+}
+
+// IsUniqueViolation reports a unique violation of the named constraint (any
+// constraint when name is empty).
+func IsUniqueViolation(err error, name string) bool {
+	return SQLState(err) == CodeUniqueViolation && (name == "" || Constraint(err) == name)
+}
+
+// IsRetryable reports errors that a fresh attempt of the whole transaction can cure.
+func IsRetryable(err error) bool {
+	switch SQLState(err) {
+	case CodeSerializationFailure, CodeDeadlockDetected:
+		return true
+	}
+	return false
+}

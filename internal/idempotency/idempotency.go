@@ -1,0 +1,252 @@
+// Package idempotency implements the Idempotency-Key header (IETF
+// draft-ietf-httpapi-idempotency-key-header) for every POST that creates
+// something or moves money.
+//
+// The key is claimed in the same database transaction as the change it
+// guards, so "the key is stored" and "the change committed" are one fact:
+//
+//   - a replay with the same body gets the stored response byte for byte;
+//   - the same key with another body is 422 idempotency_key_reused;
+//   - while the first request still runs, others get 409
+//     idempotency_key_in_use with Retry-After (a transaction-scoped advisory
+//     lock, tried without waiting, tells them apart);
+//   - a business refusal (4xx from the change) is stored and replayed as it
+//     was, after the change's writes are rolled back to a savepoint;
+//   - a failure (5xx) rolls everything back and stores nothing, so a retry
+//     runs the change again.
+//
+// Keys are scoped to the caller (merchant, channel, shopper), so callers can
+// never see each other's responses, and are kept RetentionMin at least.
+package idempotency
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/labstack/echo/v4"
+
+	"github.com/chatpay/chatpay/internal/database"
+	"github.com/chatpay/chatpay/internal/problem"
+)
+
+const (
+	// HeaderKey is the request header carrying the key.
+	HeaderKey = "Idempotency-Key"
+	// HeaderReplayed marks a response that was replayed from storage.
+	HeaderReplayed = "Idempotent-Replayed"
+	// KeyLengthMax bounds keys; UUIDs and ULIDs fit easily.
+	KeyLengthMax = 255
+	// RetentionMin is how long a key is kept at least.
+	RetentionMin = 24 * time.Hour
+	// retryAfterSeconds is what a request that found its key in flight is told.
+	retryAfterSeconds = 1
+)
+
+// Change runs inside the claiming transaction. It returns the success status
+// and the value to encode as JSON, or an error: a *problem.Error with a 4xx
+// status is a business refusal and is stored; anything else is a failure.
+type Change func(tx *sqlx.Tx) (status int, value any, err error)
+
+// Response is what a request answers, whether fresh or replayed.
+type Response struct {
+	Status      int
+	ContentType string
+	Body        []byte
+	Replayed    bool
+}
+
+// Store keeps idempotency keys in PostgreSQL.
+type Store struct {
+	db  *sqlx.DB
+	now func() time.Time
+}
+
+// NewStore returns a Store on db with an injected clock.
+func NewStore(db *sqlx.DB, now func() time.Time) *Store {
+	return &Store{db: db, now: now}
+}
+
+// Request identifies one idempotent request.
+type Request struct {
+	Scope  string // the caller: "merchant:<id>", "channel:<id>", "shopper:<id>"
+	Key    string // empty: no key, the change simply runs once
+	Method string
+	Path   string
+	Body   []byte
+}
+
+func (r Request) hash() []byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n", r.Method, r.Path)
+	h.Write(r.Body)
+	return h.Sum(nil)
+}
+
+// Run executes change in one transaction that also claims req.Key.
+// It returns problem errors idempotency_key_invalid, idempotency_key_in_use
+// and idempotency_key_reused, or the change's failure.
+func (s *Store) Run(ctx context.Context, req Request, change Change) (Response, error) {
+	if req.Key == "" {
+		var resp Response
+		err := database.WithTx(ctx, s.db, nil, func(tx *sqlx.Tx) error {
+			status, value, err := change(tx)
+			if err != nil {
+				return err
+			}
+			resp, err = jsonResponse(status, value)
+			return err
+		})
+		return resp, err
+	}
+	if err := validateKey(req.Key); err != nil {
+		return Response{}, err
+	}
+	var resp Response
+	err := database.WithTx(ctx, s.db, nil, func(tx *sqlx.Tx) error {
+		var err error
+		resp, err = s.runClaimed(ctx, tx, req, change)
+		return err
+	})
+	return resp, err
+}
+
+func (s *Store) runClaimed(ctx context.Context, tx *sqlx.Tx, req Request, change Change) (Response, error) {
+	var locked bool
+	const lockSQL = `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))`
+	if err := tx.GetContext(ctx, &locked, lockSQL, req.Scope+"\x00"+req.Key); err != nil {
+		return Response{}, fmt.Errorf("lock idempotency key: %w", err)
+	}
+	if !locked {
+		return Response{}, problem.New(problem.KindConflict, "idempotency_key_in_use",
+			"a request with this Idempotency-Key is still being processed; retry shortly").
+			With("retry_after_seconds", retryAfterSeconds)
+	}
+
+	hash := req.hash()
+	stored, found, err := s.lookup(ctx, tx, req)
+	if err != nil {
+		return Response{}, err
+	}
+	if found {
+		if string(stored.hash) != string(hash) {
+			return Response{}, problem.New(problem.KindInvalid, "idempotency_key_reused",
+				"this Idempotency-Key was used with a different request; use a new key for a new request")
+		}
+		return Response{Status: stored.Status, ContentType: stored.ContentType, Body: stored.Body, Replayed: true}, nil
+	}
+
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT idempotent_change`); err != nil {
+		return Response{}, fmt.Errorf("savepoint: %w", err)
+	}
+	resp, err := runChange(tx, change)
+	if err != nil {
+		p, isProblem := problem.As(err)
+		if !isProblem || p.Status() >= 500 || database.IsRetryable(err) {
+			return Response{}, err
+		}
+		// A business refusal: undo whatever the change wrote, keep the answer.
+		if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT idempotent_change`); err != nil {
+			return Response{}, fmt.Errorf("rollback to savepoint: %w", err)
+		}
+		status, body := problem.Render(p, req.Path)
+		resp = Response{Status: status, ContentType: problem.ContentType, Body: body}
+	}
+	const insertSQL = `
+		INSERT INTO idempotency_keys (scope, key, request_hash, method, path, status, content_type, body, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	if _, err := tx.ExecContext(ctx, insertSQL, req.Scope, req.Key, hash, req.Method, req.Path,
+		resp.Status, resp.ContentType, resp.Body, s.now()); err != nil {
+		return Response{}, fmt.Errorf("store idempotency key: %w", err)
+	}
+	return resp, nil
+}
+
+func runChange(tx *sqlx.Tx, change Change) (Response, error) {
+	status, value, err := change(tx)
+	if err != nil {
+		return Response{}, err
+	}
+	return jsonResponse(status, value)
+}
+
+type storedResponse struct {
+	hash        []byte
+	Status      int
+	ContentType string
+	Body        []byte
+}
+
+func (s *Store) lookup(ctx context.Context, tx *sqlx.Tx, req Request) (storedResponse, bool, error) {
+	const q = `SELECT request_hash, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2`
+	var r storedResponse
+	err := tx.QueryRowContext(ctx, q, req.Scope, req.Key).Scan(&r.hash, &r.Status, &r.ContentType, &r.Body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	return r, true, nil
+}
+
+// Purge deletes keys older than olderThan (at least RetentionMin) and says how many.
+func (s *Store) Purge(ctx context.Context, olderThan time.Duration) (int64, error) {
+	if olderThan < RetentionMin {
+		olderThan = RetentionMin
+	}
+	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, s.now().Add(-olderThan))
+	if err != nil {
+		return 0, fmt.Errorf("purge idempotency keys: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+func validateKey(key string) error {
+	if len(key) > KeyLengthMax {
+		return problem.New(problem.KindBadRequest, "idempotency_key_invalid", "Idempotency-Key is longer than %d characters", KeyLengthMax)
+	}
+	for _, r := range key {
+		if r < 0x21 || r > 0x7e {
+			return problem.New(problem.KindBadRequest, "idempotency_key_invalid", "Idempotency-Key must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+func jsonResponse(status int, value any) (Response, error) {
+	body, err := json.Marshal(value)
+	if err != nil {
+		return Response{}, fmt.Errorf("encode response: %w", err)
+	}
+	return Response{Status: status, ContentType: echo.MIMEApplicationJSON, Body: body}, nil
+}
+
+// Handle runs change for an echo request under the caller's scope and writes
+// the response (fresh or replayed). body is the already-read request body.
+func (s *Store) Handle(c echo.Context, scope string, body []byte, change Change) error {
+	req := Request{
+		Scope:  scope,
+		Key:    c.Request().Header.Get(HeaderKey),
+		Method: c.Request().Method,
+		Path:   c.Request().URL.Path,
+		Body:   body,
+	}
+	resp, err := s.Run(c.Request().Context(), req, change)
+	if err != nil {
+		return err
+	}
+	if resp.Replayed {
+		c.Response().Header().Set(HeaderReplayed, "true")
+	}
+	if resp.Status == http.StatusNoContent {
+		return c.NoContent(resp.Status)
+	}
+	return c.Blob(resp.Status, resp.ContentType, resp.Body)
+}
