@@ -146,6 +146,7 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, now f
 		logger:      logger,
 		idempotency: idempotency.NewStore(db, now),
 	}
+	// Domain wiring: one block per domain package, in dependency order.
 	return a, nil
 }
 

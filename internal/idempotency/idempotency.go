@@ -120,7 +120,7 @@ func (s *Store) Run(ctx context.Context, req Request, change Change) (Response, 
 func (s *Store) runClaimed(ctx context.Context, tx *sqlx.Tx, req Request, change Change) (Response, error) {
 	var locked bool
 	const lockSQL = `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))`
-	if err := tx.GetContext(ctx, &locked, lockSQL, req.Scope+"\x00"+req.Key); err != nil {
+	if err := tx.GetContext(ctx, &locked, lockSQL, req.Scope+"\n"+req.Key); err != nil {
 		return Response{}, fmt.Errorf("lock idempotency key: %w", err)
 	}
 	if !locked {
