@@ -6,6 +6,7 @@ package httpapi
 
 import (
 	"context"
+	_ "embed" // the OpenAPI document is part of the binary
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,12 @@ import (
 // BodyLimitBytes bounds every request body; chatpay's largest request (an item
 // with its coupon rules) is a few kilobytes.
 const BodyLimitBytes = 256 << 10
+
+// OpenAPI is the OpenAPI 3 document of chatpay's HTTP API, served at
+// /openapi.yaml. Each domain package adds its paths to openapi.yaml.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
 
 // ReadinessCheck returns nil when the service can take traffic.
 type ReadinessCheck func(ctx context.Context) error
@@ -64,6 +71,9 @@ func New(opts Options) *echo.Echo {
 			}
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	})
+	e.GET("/openapi.yaml", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, "application/yaml", OpenAPI)
 	})
 	if opts.Registry != nil {
 		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
