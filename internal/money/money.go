@@ -9,6 +9,7 @@ package money
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -49,14 +50,30 @@ func ParseCurrency(code string) (Currency, error) {
 	if len(code) != 3 || strings.ToUpper(code) != code {
 		return Currency{}, errorf("invalid_currency", "currency must be an upper-case ISO 4217 code such as CNY, not %q", code)
 	}
-	unit, err := currency.ParseISO(code)
-	if err != nil || unit == currency.XXX || unit == currency.XTS || strings.HasPrefix(code, "X") {
-		// X-codes are precious metals, testing and "no currency": not money you can pay with.
+	scale, ok := tender[code]
+	if !ok {
 		return Currency{}, errorf("unknown_currency", "unknown currency %q", code)
 	}
-	scale, _ := currency.Standard.Rounding(unit)
-	return Currency{code: code, scale: int32(scale)}, nil
+	return Currency{code: code, scale: scale}, nil
 }
+
+// tender maps the codes of currencies that are legal tender somewhere
+// today to their minor-unit digits. Historical currencies (DEM), precious
+// metals (XAU), fund codes (XDR, USN) and "no currency" (XXX, XTS) are not
+// money anyone can pay with, while the CFA francs and the East Caribbean
+// dollar (XAF, XOF, XPF, XCD) are, despite their X.
+var tender = func() map[string]int32 {
+	m := make(map[string]int32, 200)
+	for it := currency.Query(); it.Next(); {
+		if !it.IsTender() {
+			continue
+		}
+		unit := it.Unit()
+		scale, _ := currency.Standard.Rounding(unit)
+		m[unit.String()] = int32(scale)
+	}
+	return m
+}()
 
 // MustCurrency is ParseCurrency for constants in code and tests.
 func MustCurrency(code string) Currency {
@@ -173,7 +190,8 @@ func (a *Amount) UnmarshalJSON(data []byte) error {
 // FieldProblem turns a money error into a 422 problem naming field; other
 // errors pass through unchanged.
 func FieldProblem(field string, err error) error {
-	if e, ok := err.(*Error); ok {
+	var e *Error
+	if errors.As(err, &e) {
 		return problem.Field(field, e.Code, "%s", e.Detail)
 	}
 	return err

@@ -2,6 +2,8 @@ package money
 
 import (
 	"fmt"
+	"math"
+	"strings"
 
 	"github.com/shopspring/decimal"
 )
@@ -24,11 +26,22 @@ type Rate struct{ d decimal.Decimal }
 // rateMax keeps rates sane: nothing takes more than the whole.
 var rateMax = decimal.NewFromInt(1)
 
-// ParseRate reads a decimal fraction ("0.025"). It rejects negatives and
-// values above 1.
+// rateTextMax bounds a rate's text. Together with accepting only plain
+// digits it keeps exponents out: "1e-2000000000" would make every later
+// rescale compute a power of ten with two billion digits.
+const rateTextMax = 20
+
+// ParseRate reads a decimal fraction ("0.025"). It rejects negatives,
+// exponents, values above 1 and texts longer than rateTextMax.
 func ParseRate(text string) (Rate, error) {
+	plain := len(text) > 0 && len(text) <= rateTextMax && strings.Count(text, ".") <= 1 &&
+		text[0] != '.' && text[len(text)-1] != '.' &&
+		strings.Trim(text, "0123456789.") == ""
+	if strings.HasPrefix(text, "-") {
+		return Rate{}, errorf("rate_out_of_range", "rate must be between 0 and 1, not %s", text)
+	}
 	d, err := decimal.NewFromString(text)
-	if err != nil {
+	if err != nil || !plain {
 		return Rate{}, errorf("invalid_rate", "rate must be a decimal fraction such as 0.025, not %q", text)
 	}
 	if d.IsNegative() || d.GreaterThan(rateMax) {
@@ -76,6 +89,9 @@ func Allocate(total int64, weights []int64) []int64 {
 	for _, w := range weights {
 		if w < 0 {
 			panic("money: negative weight")
+		}
+		if w > math.MaxInt64-sum {
+			panic("money: Allocate weights sum beyond int64")
 		}
 		sum += w
 	}
