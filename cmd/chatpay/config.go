@@ -28,6 +28,12 @@ type config struct {
 	NoMigrate             bool
 	AllowUnsafeDurability bool
 	ShutdownTimeout       time.Duration
+	PublicURL             string
+	PlatformFee           string
+
+	// dsn is the connection string openDatabase used (DATABASE_URL or the
+	// private cluster's), for connections outside the pool such as LISTEN.
+	dsn string
 }
 
 // configFlags registers the settings every database-using command shares.
@@ -119,6 +125,7 @@ func (cfg *config) openDatabase(ctx context.Context, logger *slog.Logger) (db *s
 			logger.Info("private PostgreSQL stopped")
 		}
 	}
+	cfg.dsn = dsn
 	db, err = database.Open(ctx, dsn, database.DefaultPool)
 	if err != nil {
 		stopCluster()

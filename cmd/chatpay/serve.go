@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,9 +17,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/httpapi"
 	"github.com/chatpay/chatpay/internal/idempotency"
+	"github.com/chatpay/chatpay/internal/money"
+	"github.com/chatpay/chatpay/internal/problem"
+	"github.com/chatpay/chatpay/ledger"
+	"github.com/chatpay/chatpay/payments"
+	"github.com/chatpay/chatpay/qr"
+	"github.com/chatpay/chatpay/web"
+	"github.com/chatpay/chatpay/webhooks"
 )
 
 // HTTP server limits: slow clients cannot hold connections forever, and a
@@ -38,12 +47,24 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	fs.BoolVar(&cfg.NoMigrate, "no-migrate", envBool(env, "CHATPAY_NO_MIGRATE"), "do not apply pending migrations at start (env CHATPAY_NO_MIGRATE)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration(env, "CHATPAY_SHUTDOWN_TIMEOUT", shutdownTimeoutMax),
 		"how long to let in-flight requests finish on SIGTERM (env CHATPAY_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&cfg.PublicURL, "public-url", env.getenv("CHATPAY_PUBLIC_URL"),
+		"base URL shoppers reach the pages at, printed in QR codes (env CHATPAY_PUBLIC_URL; default http://<listen>)")
+	fs.StringVar(&cfg.PlatformFee, "platform-fee", envOr(env, "CHATPAY_PLATFORM_FEE", "0.02"),
+		"platform fee as a fraction of recognised revenue (env CHATPAY_PLATFORM_FEE)")
+	webhookCfg := webhookFlags(fs, env)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
 	logger, err := cfg.logger(env)
 	if err != nil {
 		return err
+	}
+	fee, err := money.ParseRate(cfg.PlatformFee)
+	if err != nil {
+		return fmt.Errorf("--platform-fee: %w", err)
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + cfg.Listen
 	}
 
 	db, closeDB, err := cfg.openDatabase(ctx, logger)
@@ -62,7 +83,9 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		}
 	}
 
-	app, err := newApp(db, migrator, logger, time.Now)
+	app, err := newApp(db, migrator, logger, appConfig{
+		Now: time.Now, PublicBaseURL: cfg.PublicURL, PlatformFee: fee, ListenDSN: cfg.dsn, Webhooks: *webhookCfg,
+	})
 	if err != nil {
 		return err
 	}
@@ -111,16 +134,45 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	return nil
 }
 
+// appConfig is what the wiring needs from flags.
+type appConfig struct {
+	Now func() time.Time
+	// PublicBaseURL is where shoppers reach the pages (QR codes point there).
+	PublicBaseURL string
+	// PlatformFee is the platform's share of recognised revenue.
+	PlatformFee money.Rate
+	// ListenDSN lets the webhook dispatcher LISTEN for new events; empty polls.
+	ListenDSN string
+	Webhooks  webhookConfig
+	// AllowPrivateWebhooks lets webhooks reach loopback (tests, local demo).
+	AllowPrivateWebhooks bool
+}
+
 // app is the wired service: every domain's routes on one echo instance, and
 // the background workers that belong to serve.
 type app struct {
 	echo        *echo.Echo
 	db          *sqlx.DB
 	logger      *slog.Logger
+	cfg         appConfig
 	idempotency *idempotency.Store
+	ledger      *ledger.Ledger
+	catalog     *catalog.Service
+	qr          *qr.Service
+	webhooks    *webhooks.Service
+	payments    *payments.Service
 }
 
-func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, now func() time.Time) (*app, error) {
+func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg appConfig) (*app, error) {
+	if cfg.AllowPrivateWebhooks {
+		cfg.Webhooks.AllowPrivate, cfg.Webhooks.AllowHTTP = true, true
+	}
+	if cfg.Webhooks.Workers == 0 {
+		cfg.Webhooks.Workers = webhooks.WorkersDefault
+	}
+	if cfg.Webhooks.DisableAfter == 0 {
+		cfg.Webhooks.DisableAfter = webhooks.DisableAfterDefault
+	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -140,20 +192,82 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, now f
 		}
 		return nil
 	}
+	now := cfg.Now
 	a := &app{
 		echo:        httpapi.New(httpapi.Options{Logger: logger, Registry: registry, Ready: ready}),
 		db:          db,
 		logger:      logger,
+		cfg:         cfg,
 		idempotency: idempotency.NewStore(db, now),
+		ledger:      ledger.New(now),
+		catalog:     catalog.NewService(db, now),
+		webhooks:    webhooks.NewService(db, cfg.Webhooks.policy(), now),
 	}
-	// Domain wiring: one block per domain package, in dependency order.
+	var err error
+	if a.qr, err = qr.NewService(db, now, cfg.PublicBaseURL); err != nil {
+		return nil, fmt.Errorf("public base URL: %w", err)
+	}
+	a.payments = payments.NewService(db, now, a.ledger, a.catalog, a.qr, payments.Config{PlatformFee: cfg.PlatformFee})
+	a.qr.SetItemChecker(func(ctx context.Context, merchantID, itemID string) error {
+		_, err := a.catalog.Item(ctx, merchantID, itemID)
+		return err
+	})
+
+	// Domain wiring, in dependency order. Merchant routes take the merchant
+	// API key (sk_…), channel routes the channel key (ck_…); webhook
+	// endpoints belong to whichever of the two calls.
+	merchantKey := catalog.RequireMerchantKey(a.catalog)
+	v1 := a.echo.Group("/v1")
+	catalog.NewHTTP(a.catalog, a.idempotency).Register(a.echo)
+	qr.NewHTTP(a.qr, a.idempotency, func(c echo.Context) (string, error) {
+		m, ok := catalog.MerchantFromContext(c)
+		if !ok {
+			return "", problem.New(problem.KindUnauthorized, "missing_api_key", "a merchant API key is required")
+		}
+		return m.ID, nil
+	}).Register(v1, merchantKey)
+	webhooks.NewHTTP(a.webhooks, a.webhookOwner).Register(v1)
+	payments.NewHTTP(a.payments, a.catalog, a.idempotency).Register(a.echo)
+	web.NewShopper(a.payments, a.catalog, a.qr, a.idempotency, db, logger).Register(a.echo)
 	return a, nil
+}
+
+// webhookOwner authenticates a webhook-endpoint call by either kind of key.
+func (a *app) webhookOwner(c echo.Context) (webhooks.Owner, error) {
+	key, _ := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+	ctx := c.Request().Context()
+	switch {
+	case strings.HasPrefix(key, "ck_"):
+		ch, err := a.payments.ChannelByAPIKey(ctx, key)
+		if err != nil {
+			return webhooks.Owner{}, err
+		}
+		return webhooks.Owner{Kind: webhooks.OwnerChannel, ID: ch.ID}, nil
+	case strings.HasPrefix(key, "sk_"):
+		m, _, err := a.catalog.AuthenticateKey(ctx, key)
+		if err != nil {
+			return webhooks.Owner{}, err
+		}
+		return webhooks.Owner{Kind: webhooks.OwnerMerchant, ID: m.ID}, nil
+	}
+	return webhooks.Owner{}, problem.New(problem.KindUnauthorized, "missing_api_key",
+		"send a merchant (sk_…) or channel (ck_…) API key as Authorization: Bearer")
 }
 
 // idempotencyPurgeEvery is how often expired idempotency keys are deleted.
 const idempotencyPurgeEvery = time.Hour
 
 func (a *app) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
+	// The webhook dispatcher; it polls only if LISTEN has no connection string.
+	if dispatcher, err := a.cfg.Webhooks.dispatcher(a.db, a.cfg.ListenDSN, a.logger); err != nil {
+		a.logger.Error("webhook dispatcher not started", "error", err)
+	} else {
+		wg.Go(func() {
+			if err := dispatcher.Run(ctx); err != nil {
+				a.logger.Error("webhook dispatcher", "error", err)
+			}
+		})
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/chatpay/chatpay/catalog"
+	"github.com/chatpay/chatpay/internal/database"
+	"github.com/chatpay/chatpay/internal/money"
+	"github.com/chatpay/chatpay/internal/testdb"
+	"github.com/chatpay/chatpay/ledger"
+	"github.com/chatpay/chatpay/payments"
+)
+
+// testClock is the app's injected clock; tests move it.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// testApp is the whole wired service on a fresh database behind a real HTTP
+// server on a loopback port.
+type testApp struct {
+	t     *testing.T
+	URL   string
+	db    *sqlx.DB
+	app   *app
+	clock *testClock
+}
+
+func startTestApp(t *testing.T, start time.Time) *testApp {
+	t.Helper()
+	db := testdb.New(t)
+	migrator, err := database.NewMigrator(db.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &testClock{now: start}
+	server := httptest.NewUnstartedServer(nil)
+	baseURL := "http://" + server.Listener.Addr().String()
+	a, err := newApp(db, migrator, testdb.Logger(t), appConfig{
+		Now: clock.Now, PublicBaseURL: baseURL, PlatformFee: money.BasisPoints(200), AllowPrivateWebhooks: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.Config.Handler = a.echo
+	server.Start()
+	t.Cleanup(server.Close)
+	return &testApp{t: t, URL: baseURL, db: db, app: a, clock: clock}
+}
+
+// runWorkers starts serve's background workers (the webhook dispatcher…)
+// until the test ends.
+func (ta *testApp) runWorkers() {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	ta.app.startWorkers(ctx, &wg)
+	ta.t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+type apiResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r apiResponse) JSON(t *testing.T) map[string]any {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		t.Fatalf("response %d is not a JSON object: %s", r.Status, r.Body)
+	}
+	return v
+}
+
+// call sends a JSON request with a bearer key and optional idempotency key.
+func (ta *testApp) call(method, path, bearer, idemKey string, body any) apiResponse {
+	ta.t.Helper()
+	var reader io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			ta.t.Fatal(err)
+		}
+		reader = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, ta.URL+path, reader)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+// merchant creates a merchant through the operator path and returns its API key.
+func (ta *testApp) merchant(name, zone string) (catalog.Merchant, string) {
+	ta.t.Helper()
+	ctx := context.Background()
+	m, err := ta.app.catalog.CreateMerchant(ctx, catalog.MerchantDraft{Name: name, TimeZone: zone, DefaultCurrency: "CNY"})
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	_, key, err := ta.app.catalog.CreateKey(ctx, m.ID, "test")
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	return m, key
+}
+
+// channel registers a messenger backend.
+func (ta *testApp) channel() payments.CreatedChannel {
+	ta.t.Helper()
+	created, err := ta.app.payments.CreateChannel(context.Background(), payments.NewChannel{Name: "Tea bot", Kind: "telegram"})
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	return created
+}
+
+// fund tops a shopper's wallet up straight through the ledger, as the
+// payment provider's capture would.
+func (ta *testApp) fund(shopperID string, minor int64, currency string) {
+	ta.t.Helper()
+	c := money.MustCurrency(currency)
+	err := database.WithTx(context.Background(), ta.db, nil, func(tx *sqlx.Tx) error {
+		_, err := ta.app.ledger.Post(context.Background(), tx, ledger.Transaction{
+			Key:         "test-fund:" + shopperID + ":" + strconv.FormatInt(time.Now().UnixNano(), 10),
+			Description: "test top-up",
+			Postings: []ledger.Posting{
+				ledger.Debit(ledger.ProviderClearing("sandbox"), c, minor),
+				ledger.Credit(ledger.ShopperWallet(shopperID), c, minor),
+			},
+		})
+		return err
+	})
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+}
+
+// launch signs a launch context for a shopper of the channel at the app's now.
+func (ta *testApp) launch(ch payments.CreatedChannel, userID, name string) string {
+	return payments.SignLaunch(ch.LaunchSecret, map[string]string{
+		"channel_id": ch.Channel.ID,
+		"user_id":    userID,
+		"chat_id":    "chat-" + userID,
+		"name":       name,
+		"auth_date":  strconv.FormatInt(ta.clock.Now().Unix(), 10),
+	})
+}
+
+// noRedirect is a client that shows redirects instead of following them.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func (ta *testApp) postForm(path string, form url.Values) apiResponse {
+	ta.t.Helper()
+	resp, err := noRedirect.PostForm(ta.URL+path, form)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+func (ta *testApp) get(path string) apiResponse {
+	ta.t.Helper()
+	resp, err := noRedirect.Get(ta.URL + path)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+func (ta *testApp) count(query string, args ...any) int {
+	ta.t.Helper()
+	var n int
+	if err := ta.db.Get(&n, query, args...); err != nil {
+		ta.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// teaCard is the tea card of DESIGN.md as the merchant API takes it.
+func teaCard(stock int) map[string]any {
+	return map[string]any{
+		"sku": "TEA-CARD", "title": "Tea card", "description": "A pot of tea with a snack",
+		"category": "tea", "price": map[string]string{"amount": "3.00", "currency": "CNY"},
+		"kind": "voucher", "stock": stock, "per_shopper_limit": 2,
+		"rules": map[string]any{
+			"kind":               "voucher",
+			"valid_for":          "P3M",
+			"windows":            []map[string]any{{"from": "14:00", "to": "17:00"}},
+			"exclude_categories": []string{"coffee"},
+		},
+	}
+}
+
+// assertVerifyClean runs the same audit as `chatpay verify`.
+func assertVerifyClean(t *testing.T, ta *testApp) {
+	t.Helper()
+	report, err := ledger.RunAudit(context.Background(), ta.db, append(ledger.Checks(), crossChecks()...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !report.OK() {
+		var out bytes.Buffer
+		_ = report.Write(&out)
+		t.Fatalf("verify found violations:\n%s", out.String())
+	}
+}

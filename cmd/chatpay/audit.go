@@ -1,0 +1,66 @@
+package main
+
+import "github.com/chatpay/chatpay/ledger"
+
+// crossChecks tie the business records to the ledger and the outbox. They
+// read several packages' tables at once, which is why they live here, at the
+// composition root, rather than in any one of those packages.
+func crossChecks() []ledger.Check {
+	return []ledger.Check{
+		ledger.SQLCheck("paid_orders_in_ledger",
+			"every paid order with a total has its ledger transaction, debiting the shopper's wallet by exactly the total",
+			`SELECT count(*) FROM orders`, paidOrdersInLedgerSQL),
+		ledger.SQLCheck("paid_orders_have_events",
+			"every paid order has its order.paid event in the outbox",
+			`SELECT count(*) FROM orders`, paidOrdersHaveEventsSQL),
+		ledger.SQLCheck("coupons_have_events",
+			"every coupon has its coupon.issued event in the outbox",
+			`SELECT count(*) FROM coupons`, couponsHaveEventsSQL),
+		ledger.SQLCheck("paid_checkouts_have_orders",
+			"every paid checkout points at an order of the same checkout",
+			`SELECT count(*) FROM checkouts WHERE status = 'paid'`, paidCheckoutsHaveOrdersSQL),
+	}
+}
+
+const paidOrdersInLedgerSQL = `
+SELECT 'order ' || o.id AS subject,
+       CASE WHEN t.id IS NULL THEN 'has no ledger transaction'
+            ELSE 'wallet debit ' || COALESCE(-w.amount, 0) || ' differs from the total ' || o.total_minor END AS detail,
+       count(*) OVER () AS total
+FROM orders o
+LEFT JOIN ledger_transactions t ON t.id = o.ledger_transaction_id
+LEFT JOIN LATERAL (
+    SELECT sum(p.amount) AS amount FROM ledger_postings p
+    JOIN ledger_accounts a ON a.id = p.account_id
+    WHERE p.transaction_id = t.id AND a.kind = 'shopper_wallet' AND a.owner = o.shopper_id
+) w ON true
+WHERE o.total_minor > 0 AND (t.id IS NULL OR COALESCE(-w.amount, 0) <> o.total_minor)
+ORDER BY o.id
+LIMIT $1`
+
+const paidOrdersHaveEventsSQL = `
+SELECT 'order ' || o.id AS subject, 'has no order.paid event' AS detail, count(*) OVER () AS total
+FROM orders o
+WHERE NOT EXISTS (
+    SELECT 1 FROM webhook_events e
+    WHERE e.type = 'order.paid' AND convert_from(e.body, 'UTF8')::jsonb -> 'data' -> 'order' ->> 'id' = o.id)
+ORDER BY o.id
+LIMIT $1`
+
+const couponsHaveEventsSQL = `
+SELECT 'coupon ' || c.id AS subject, 'has no coupon.issued event' AS detail, count(*) OVER () AS total
+FROM coupons c
+WHERE NOT EXISTS (
+    SELECT 1 FROM webhook_events e
+    WHERE e.type = 'coupon.issued' AND convert_from(e.body, 'UTF8')::jsonb -> 'data' -> 'coupon' ->> 'id' = c.id)
+ORDER BY c.id
+LIMIT $1`
+
+const paidCheckoutsHaveOrdersSQL = `
+SELECT 'checkout ' || c.id AS subject, 'is paid but order ' || COALESCE(c.order_id, '(none)') || ' does not belong to it' AS detail,
+       count(*) OVER () AS total
+FROM checkouts c
+LEFT JOIN orders o ON o.id = c.order_id AND o.checkout_id = c.id
+WHERE c.status = 'paid' AND o.id IS NULL
+ORDER BY c.id
+LIMIT $1`

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/chatpay/chatpay/webhooks"
+)
+
+// webhookConfig is the webhook settings of the binary.
+type webhookConfig struct {
+	AllowHTTP    bool
+	AllowPrivate bool
+	Workers      int
+	DisableAfter time.Duration
+}
+
+// webhookFlags registers the webhook settings; serve can share them.
+func webhookFlags(fs *flag.FlagSet, env *environment) *webhookConfig {
+	wc := &webhookConfig{}
+	fs.BoolVar(&wc.AllowHTTP, "webhooks-allow-http", envBool(env, "CHATPAY_WEBHOOKS_ALLOW_HTTP"),
+		"DEVELOPMENT ONLY: accept http:// webhook URLs (env CHATPAY_WEBHOOKS_ALLOW_HTTP)")
+	fs.BoolVar(&wc.AllowPrivate, "webhooks-allow-private", envBool(env, "CHATPAY_WEBHOOKS_ALLOW_PRIVATE"),
+		"DEVELOPMENT ONLY: let webhooks reach loopback and private addresses (env CHATPAY_WEBHOOKS_ALLOW_PRIVATE)")
+	fs.IntVar(&wc.Workers, "webhooks-workers", webhooks.WorkersDefault, "deliveries in flight at once")
+	fs.DurationVar(&wc.DisableAfter, "webhooks-disable-after", envDuration(env, "CHATPAY_WEBHOOKS_DISABLE_AFTER", webhooks.DisableAfterDefault),
+		"disable an endpoint that has failed without a success for this long (env CHATPAY_WEBHOOKS_DISABLE_AFTER)")
+	return wc
+}
+
+func (wc *webhookConfig) policy() webhooks.URLPolicy {
+	return webhooks.URLPolicy{AllowHTTP: wc.AllowHTTP, AllowPrivate: wc.AllowPrivate}
+}
+
+func (wc *webhookConfig) dispatcher(db *sqlx.DB, listenDSN string, logger *slog.Logger) (*webhooks.Dispatcher, error) {
+	return webhooks.NewDispatcher(webhooks.DispatcherConfig{
+		DB: db, ListenDSN: listenDSN, Logger: logger.With("component", "webhooks"), Now: time.Now,
+		Policy: wc.policy(), Workers: wc.Workers, DisableAfter: wc.DisableAfter,
+	})
+}
+
+// runDispatch runs the webhook dispatcher alone, next to API nodes that
+// enqueue events; any number of them can share one database.
+func runDispatch(ctx context.Context, env *environment, args []string) error {
+	fs := flag.NewFlagSet("dispatch", flag.ContinueOnError)
+	cfg := configFlags(fs, env)
+	wc := webhookFlags(fs, env)
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "Usage: chatpay dispatch [flags]\n\nDelivers webhooks until SIGINT or SIGTERM.")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		// The private cluster belongs to the serve process, which already
+		// runs a dispatcher of its own.
+		return errors.New("dispatch needs --database-url (or DATABASE_URL); `chatpay serve` already dispatches on its private database")
+	}
+	logger, err := cfg.logger(env)
+	if err != nil {
+		return err
+	}
+	db, closeDB, err := cfg.openDatabase(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	d, err := wc.dispatcher(db, cfg.DatabaseURL, logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("webhook dispatcher running", "workers", wc.Workers)
+	if err := d.Run(ctx); err != nil {
+		return fmt.Errorf("dispatcher: %w", err)
+	}
+	logger.Info("webhook dispatcher stopped")
+	return nil
+}

@@ -1,0 +1,238 @@
+package payments
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/labstack/echo/v4"
+
+	"github.com/chatpay/chatpay/internal/database"
+	"github.com/chatpay/chatpay/internal/ids"
+	"github.com/chatpay/chatpay/internal/problem"
+)
+
+// Channel is a messenger backend (a Telegram bot, a WeChat official account…)
+// that opens chatpay pages for its users and calls the channel API for them.
+type Channel struct {
+	ID              string    `db:"id" json:"id"`
+	Name            string    `db:"name" json:"name"`
+	Kind            string    `db:"kind" json:"kind"`
+	LaunchSecret    *string   `db:"launch_secret" json:"-"`
+	LaunchPublicKey []byte    `db:"launch_public_key" json:"-"`
+	CreatedAt       time.Time `db:"created_at" json:"created_at"`
+}
+
+// LaunchKeys returns what verifies this channel's launch contexts.
+func (c Channel) LaunchKeys() LaunchKeys {
+	keys := LaunchKeys{ChannelID: c.ID}
+	if c.LaunchSecret != nil {
+		keys.Secret = *c.LaunchSecret
+	}
+	if len(c.LaunchPublicKey) == ed25519.PublicKeySize {
+		keys.PublicKey = ed25519.PublicKey(c.LaunchPublicKey)
+	}
+	return keys
+}
+
+// ChannelKinds are the messengers chatpay knows by name; "other" is any other.
+var ChannelKinds = []string{"telegram", "tamtam", "wechat", "whatsapp", "other"}
+
+// NewChannel is what the operator registers.
+type NewChannel struct {
+	Name string
+	Kind string
+	// LaunchPublicKey, when set, is an Ed25519 key; a launch secret is made
+	// anyway so the channel may also sign with HMAC.
+	LaunchPublicKey ed25519.PublicKey
+}
+
+// CreatedChannel carries the secrets shown once at creation.
+type CreatedChannel struct {
+	Channel      Channel
+	APIKey       string // ck_…, only its hash is stored
+	LaunchSecret string
+}
+
+const channelNameMax = 100
+
+// CreateChannel registers a messenger backend (operator only). It returns
+// validation_failed for a bad name or kind.
+func (s *Service) CreateChannel(ctx context.Context, in NewChannel) (CreatedChannel, error) {
+	in.Name = strings.TrimSpace(in.Name)
+	if in.Name == "" || len(in.Name) > channelNameMax {
+		return CreatedChannel{}, problem.Field("name", "invalid_name", "a channel name of 1 to %d characters is required", channelNameMax)
+	}
+	if !contains(ChannelKinds, in.Kind) {
+		return CreatedChannel{}, problem.Field("kind", "invalid_kind", "kind must be one of %s", strings.Join(ChannelKinds, ", "))
+	}
+	secret := ids.Secret("ls", 24)
+	apiKey := ids.Secret("ck", 24)
+	ch := Channel{ID: ids.New("chn"), Name: in.Name, Kind: in.Kind, LaunchSecret: &secret, CreatedAt: s.now().UTC()}
+	if len(in.LaunchPublicKey) > 0 {
+		if len(in.LaunchPublicKey) != ed25519.PublicKeySize {
+			return CreatedChannel{}, problem.Field("launch_public_key", "invalid_key", "an Ed25519 public key is %d bytes", ed25519.PublicKeySize)
+		}
+		ch.LaunchPublicKey = in.LaunchPublicKey
+	}
+	const q = `
+		INSERT INTO channels (id, name, kind, launch_secret, launch_public_key, api_key_hash, api_key_hint, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	if _, err := s.db.ExecContext(ctx, q, ch.ID, ch.Name, ch.Kind, ch.LaunchSecret, ch.LaunchPublicKey,
+		hashSecret(apiKey), apiKey[:7], ch.CreatedAt); err != nil {
+		return CreatedChannel{}, fmt.Errorf("insert channel: %w", err)
+	}
+	return CreatedChannel{Channel: ch, APIKey: apiKey, LaunchSecret: secret}, nil
+}
+
+const channelColumns = `id, name, kind, launch_secret, launch_public_key, created_at`
+
+// Channel returns a channel by id, or not_found.
+func (s *Service) Channel(ctx context.Context, id string) (Channel, error) {
+	var ch Channel
+	err := s.db.GetContext(ctx, &ch, `SELECT `+channelColumns+` FROM channels WHERE id = $1`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Channel{}, problem.NotFound("channel")
+	}
+	if err != nil {
+		return Channel{}, fmt.Errorf("get channel: %w", err)
+	}
+	return ch, nil
+}
+
+// ChannelByAPIKey authenticates a channel API key, or returns unauthorized.
+func (s *Service) ChannelByAPIKey(ctx context.Context, key string) (Channel, error) {
+	var ch Channel
+	err := s.db.GetContext(ctx, &ch, `SELECT `+channelColumns+` FROM channels WHERE api_key_hash = $1`, hashSecret(key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Channel{}, problem.New(problem.KindUnauthorized, "invalid_api_key", "the channel API key is not valid")
+	}
+	if err != nil {
+		return Channel{}, fmt.Errorf("authenticate channel: %w", err)
+	}
+	return ch, nil
+}
+
+// Shopper is a messenger user, known by (channel, external user id).
+type Shopper struct {
+	ID             string    `db:"id" json:"id"`
+	ChannelID      string    `db:"channel_id" json:"channel_id"`
+	ExternalUserID string    `db:"external_user_id" json:"external_user_id"`
+	DisplayName    string    `db:"display_name" json:"display_name"`
+	CreatedAt      time.Time `db:"created_at" json:"created_at"`
+}
+
+const shopperColumns = `id, channel_id, external_user_id, display_name, created_at`
+
+// EnsureShopper returns the shopper for (channel, external user id), creating
+// it on first sight. Concurrent first sights agree on one row.
+func (s *Service) EnsureShopper(ctx context.Context, q sqlx.ExtContext, channelID, externalUserID, displayName string) (Shopper, error) {
+	if externalUserID == "" || len(externalUserID) > 256 {
+		return Shopper{}, problem.Field("user_id", "invalid_user_id", "a user id of 1 to 256 characters is required")
+	}
+	if len(displayName) > 256 {
+		displayName = displayName[:256]
+	}
+	const insert = `
+		INSERT INTO shoppers (id, channel_id, external_user_id, display_name, created_at)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (channel_id, external_user_id) DO NOTHING`
+	if _, err := q.ExecContext(ctx, insert, ids.New("shp"), channelID, externalUserID, displayName, s.now().UTC()); err != nil {
+		return Shopper{}, fmt.Errorf("insert shopper: %w", err)
+	}
+	var sh Shopper
+	const sel = `SELECT ` + shopperColumns + ` FROM shoppers WHERE channel_id = $1 AND external_user_id = $2`
+	if err := sqlx.GetContext(ctx, q, &sh, sel, channelID, externalUserID); err != nil {
+		return Shopper{}, fmt.Errorf("get shopper: %w", err)
+	}
+	if displayName != "" && sh.DisplayName != displayName {
+		// Names change in messengers; keep the latest one for receipts.
+		if _, err := q.ExecContext(ctx, `UPDATE shoppers SET display_name = $2 WHERE id = $1`, sh.ID, displayName); err != nil {
+			return Shopper{}, fmt.Errorf("update shopper name: %w", err)
+		}
+		sh.DisplayName = displayName
+	}
+	return sh, nil
+}
+
+// ShopperOfChannel returns a shopper by id if it belongs to the channel.
+func (s *Service) ShopperOfChannel(ctx context.Context, channelID, shopperID string) (Shopper, error) {
+	var sh Shopper
+	err := s.db.GetContext(ctx, &sh, `SELECT `+shopperColumns+` FROM shoppers WHERE id = $1 AND channel_id = $2`, shopperID, channelID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Shopper{}, problem.NotFound("shopper")
+	}
+	if err != nil {
+		return Shopper{}, fmt.Errorf("get shopper: %w", err)
+	}
+	return sh, nil
+}
+
+// ShopperFromLaunch verifies a launch context for channelID and returns its
+// shopper (created on first sight) and the verified context.
+func (s *Service) ShopperFromLaunch(ctx context.Context, channelID, raw string) (Shopper, Launch, error) {
+	ch, err := s.Channel(ctx, channelID)
+	if err != nil {
+		if p, ok := problem.As(err); ok && p.Kind == problem.KindNotFound {
+			return Shopper{}, Launch{}, launchRefused("unknown channel")
+		}
+		return Shopper{}, Launch{}, err
+	}
+	launch, err := VerifyLaunch(raw, ch.LaunchKeys(), s.now(), s.launchMaxAge)
+	if err != nil {
+		return Shopper{}, Launch{}, err
+	}
+	var sh Shopper
+	err = database.WithTx(ctx, s.db, nil, func(tx *sqlx.Tx) error {
+		sh, err = s.EnsureShopper(ctx, tx, ch.ID, launch.UserID, launch.Name)
+		return err
+	})
+	return sh, launch, err
+}
+
+// channelContextKey holds the authenticated channel in an echo context.
+const channelContextKey = "payments.channel"
+
+// RequireChannelKey authenticates `Authorization: Bearer ck_…`.
+func RequireChannelKey(s *Service) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			key, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+			if !ok || !strings.HasPrefix(key, "ck_") {
+				return problem.New(problem.KindUnauthorized, "missing_api_key", "send the channel API key as Authorization: Bearer ck_…")
+			}
+			ch, err := s.ChannelByAPIKey(c.Request().Context(), key)
+			if err != nil {
+				return err
+			}
+			c.Set(channelContextKey, ch)
+			return next(c)
+		}
+	}
+}
+
+// ChannelFromContext returns the channel RequireChannelKey authenticated.
+func ChannelFromContext(c echo.Context) (Channel, bool) {
+	ch, ok := c.Get(channelContextKey).(Channel)
+	return ch, ok
+}
+
+func hashSecret(secret string) []byte {
+	sum := sha256.Sum256([]byte(secret))
+	return sum[:]
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,482 @@
+package payments
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/chatpay/chatpay/catalog"
+	"github.com/chatpay/chatpay/internal/ids"
+	"github.com/chatpay/chatpay/internal/money"
+	"github.com/chatpay/chatpay/internal/problem"
+	"github.com/chatpay/chatpay/ledger"
+	"github.com/chatpay/chatpay/webhooks"
+)
+
+// Checkout statuses: open → paid | expired | canceled.
+const (
+	StatusOpen     = "open"
+	StatusPaid     = "paid"
+	StatusExpired  = "expired"
+	StatusCanceled = "canceled"
+)
+
+// Checkout is a shopper's intent to buy, with a price fixed at creation.
+type Checkout struct {
+	ID         string         `db:"id"`
+	MerchantID string         `db:"merchant_id"`
+	ShopperID  string         `db:"shopper_id"`
+	ChatID     string         `db:"chat_id"`
+	QRID       sql.NullString `db:"qr_id"`
+	Status     string         `db:"status"`
+	Reserved   bool           `db:"reserved"`
+	Currency   string         `db:"currency"`
+	TotalMinor int64          `db:"total_minor"`
+	OrderID    sql.NullString `db:"order_id"`
+	CreatedAt  time.Time      `db:"created_at"`
+	ExpiresAt  time.Time      `db:"expires_at"`
+	ClosedAt   sql.NullTime   `db:"closed_at"`
+	Lines      []CheckoutLine `db:"-"`
+}
+
+// CheckoutLine is one item of a checkout.
+type CheckoutLine struct {
+	LineNo         int    `db:"line_no"`
+	ItemID         string `db:"item_id"`
+	Quantity       int    `db:"quantity"`
+	UnitPriceMinor int64  `db:"unit_price_minor"`
+}
+
+// LineRequest asks for quantity units of an item.
+type LineRequest struct {
+	ItemID   string
+	Quantity int
+}
+
+// CheckoutRequest opens a checkout for a shopper.
+type CheckoutRequest struct {
+	Shopper Shopper
+	ChatID  string
+	Lines   []LineRequest
+	QRID    string // the QR code scanned, if any
+	// Reserve holds stock until the checkout is paid, expires or is canceled
+	// (bot-created checkouts); a page opened from a static QR reserves nothing.
+	Reserve bool
+	TTL     time.Duration
+}
+
+// saleLine is a checkout line joined with what the catalog says about it.
+type saleLine struct {
+	CheckoutLine
+	item catalog.Item
+}
+
+// CreateCheckout opens a checkout in tx. It returns validation_failed for bad
+// lines, item_unavailable, mixed_merchants, currency_mismatch,
+// purchase_limit_reached, or sold_out when Reserve finds no stock.
+func (s *Service) CreateCheckout(ctx context.Context, tx *sqlx.Tx, req CheckoutRequest) (Checkout, error) {
+	lines, merchant, err := s.priceLines(ctx, tx, req.Lines)
+	if err != nil {
+		return Checkout{}, err
+	}
+	if err := s.checkLimits(ctx, tx, req.Shopper.ID, lines, false); err != nil {
+		return Checkout{}, err
+	}
+	if req.Reserve {
+		if err := s.takeStock(ctx, tx, lines); err != nil {
+			return Checkout{}, err
+		}
+	}
+	ttl := req.TTL
+	if ttl <= 0 || ttl > CheckoutTTLMax {
+		ttl = s.checkoutTTL
+	}
+	now := s.now().UTC()
+	chatID := req.ChatID
+	if chatID == "" {
+		chatID = req.Shopper.ExternalUserID
+	}
+	co := Checkout{
+		ID: ids.New("chk"), MerchantID: merchant.ID, ShopperID: req.Shopper.ID, ChatID: chatID,
+		QRID: sql.NullString{String: req.QRID, Valid: req.QRID != ""}, Status: StatusOpen, Reserved: req.Reserve,
+		Currency: lines[0].item.Price.Currency.Code(), CreatedAt: now, ExpiresAt: now.Add(ttl),
+	}
+	for _, l := range lines {
+		co.TotalMinor += l.UnitPriceMinor * int64(l.Quantity)
+		co.Lines = append(co.Lines, l.CheckoutLine)
+	}
+	if co.TotalMinor > money.MinorMax {
+		return Checkout{}, problem.Field("lines", "amount_out_of_range", "the checkout total is too large")
+	}
+	const insertCheckout = `
+		INSERT INTO checkouts (id, merchant_id, shopper_id, chat_id, qr_id, status, reserved, currency, total_minor, created_at, expires_at)
+		VALUES (:id, :merchant_id, :shopper_id, :chat_id, :qr_id, :status, :reserved, :currency, :total_minor, :created_at, :expires_at)`
+	if _, err := sqlx.NamedExecContext(ctx, tx, insertCheckout, co); err != nil {
+		return Checkout{}, fmt.Errorf("insert checkout: %w", err)
+	}
+	const insertLine = `
+		INSERT INTO checkout_lines (checkout_id, line_no, item_id, quantity, unit_price_minor)
+		VALUES ($1, $2, $3, $4, $5)`
+	for _, l := range co.Lines {
+		if _, err := tx.ExecContext(ctx, insertLine, co.ID, l.LineNo, l.ItemID, l.Quantity, l.UnitPriceMinor); err != nil {
+			return Checkout{}, fmt.Errorf("insert checkout line: %w", err)
+		}
+	}
+	return co, nil
+}
+
+// priceLines validates requested lines against the catalog: every item
+// active, of one merchant and one currency.
+func (s *Service) priceLines(ctx context.Context, q sqlx.ExtContext, req []LineRequest) ([]saleLine, catalog.Merchant, error) {
+	if len(req) == 0 || len(req) > LinesMax {
+		return nil, catalog.Merchant{}, problem.Field("lines", "invalid_lines", "a checkout has 1 to %d lines", LinesMax)
+	}
+	var merchant catalog.Merchant
+	lines := make([]saleLine, 0, len(req))
+	seen := make(map[string]bool, len(req))
+	for i, r := range req {
+		field := fmt.Sprintf("lines[%d]", i)
+		if r.Quantity < 1 || r.Quantity > LineQuantityMax {
+			return nil, merchant, problem.Field(field+".quantity", "invalid_quantity", "quantity must be 1 to %d", LineQuantityMax)
+		}
+		if seen[r.ItemID] {
+			return nil, merchant, problem.Field(field+".item_id", "duplicate_item", "item %s appears twice; use quantity", r.ItemID)
+		}
+		seen[r.ItemID] = true
+		item, m, err := s.catalog.ItemForSale(ctx, q, r.ItemID)
+		if err != nil {
+			if p, ok := problem.As(err); ok && p.Kind == problem.KindNotFound {
+				return nil, merchant, problem.Field(field+".item_id", "unknown_item", "no item %q", r.ItemID)
+			}
+			return nil, merchant, err
+		}
+		if !item.Active || m.Status != "active" {
+			return nil, merchant, problem.New(problem.KindConflict, CodeItemUnavailable, "%s is no longer sold", item.Title)
+		}
+		if i == 0 {
+			merchant = m
+		} else if m.ID != merchant.ID {
+			return nil, merchant, problem.Field(field+".item_id", CodeMixedMerchants, "all lines of a checkout must be from one merchant")
+		} else if item.Price.Currency != lines[0].item.Price.Currency {
+			return nil, merchant, problem.Field(field+".item_id", "currency_mismatch", "all lines of a checkout must be in one currency")
+		}
+		lines = append(lines, saleLine{
+			CheckoutLine: CheckoutLine{LineNo: i + 1, ItemID: item.ID, Quantity: r.Quantity, UnitPriceMinor: item.Price.Minor},
+			item:         item,
+		})
+	}
+	return lines, merchant, nil
+}
+
+// takeStock takes every tracked line's quantity, or refuses with sold_out.
+func (s *Service) takeStock(ctx context.Context, tx *sqlx.Tx, lines []saleLine) error {
+	for _, l := range lines {
+		if l.item.Stock == nil {
+			continue
+		}
+		if err := s.catalog.TakeStock(ctx, tx, l.ItemID, int64(l.Quantity)); err != nil {
+			if errors.Is(err, catalog.ErrSoldOut) {
+				return soldOut(l.item.Title)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// checkLimits enforces per-shopper limits. With record it counts the
+// purchase: one upsert per (shopper, item) row, which only that shopper's own
+// taps contend on, refusing when the new total would pass the limit.
+func (s *Service) checkLimits(ctx context.Context, tx *sqlx.Tx, shopperID string, lines []saleLine, record bool) error {
+	for _, l := range lines {
+		if l.item.PerShopperLimit == nil && !record {
+			continue
+		}
+		limit := LineQuantityMax * LinesMax // no limit: count purchases anyway
+		if l.item.PerShopperLimit != nil {
+			limit = *l.item.PerShopperLimit
+		}
+		if !record {
+			var bought int
+			err := tx.GetContext(ctx, &bought, `SELECT quantity FROM shopper_item_purchases WHERE shopper_id = $1 AND item_id = $2`, shopperID, l.ItemID)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("read purchases: %w", err)
+			}
+			if bought+l.Quantity > limit {
+				return limitReached(l.item, bought)
+			}
+			continue
+		}
+		const upsert = `
+			INSERT INTO shopper_item_purchases AS p (shopper_id, item_id, quantity)
+			VALUES ($1, $2, $3)
+			ON CONFLICT (shopper_id, item_id) DO UPDATE SET quantity = p.quantity + EXCLUDED.quantity
+			RETURNING quantity`
+		var total int
+		if err := tx.GetContext(ctx, &total, upsert, shopperID, l.ItemID, l.Quantity); err != nil {
+			return fmt.Errorf("count purchase: %w", err)
+		}
+		if l.item.PerShopperLimit != nil && total > limit {
+			return limitReached(l.item, total-l.Quantity)
+		}
+	}
+	return nil
+}
+
+func limitReached(item catalog.Item, bought int) error {
+	limit := *item.PerShopperLimit
+	return problem.New(problem.KindConflict, CodeLimitReached,
+		"%s is limited to %d per shopper; you already have %d", item.Title, limit, bought).
+		With("limit", limit).With("remaining", max(0, limit-bought))
+}
+
+const checkoutColumns = `id, merchant_id, shopper_id, chat_id, qr_id, status, reserved, currency, total_minor, order_id, created_at, expires_at, closed_at`
+
+// checkoutForUpdate locks a shopper's checkout; other shoppers' are not found.
+func checkoutForUpdate(ctx context.Context, tx *sqlx.Tx, id, shopperID string) (Checkout, error) {
+	var co Checkout
+	err := tx.GetContext(ctx, &co, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND shopper_id = $2 FOR UPDATE`, id, shopperID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Checkout{}, problem.NotFound("checkout")
+	}
+	if err != nil {
+		return Checkout{}, fmt.Errorf("lock checkout: %w", err)
+	}
+	if err := tx.SelectContext(ctx, &co.Lines, `SELECT line_no, item_id, quantity, unit_price_minor FROM checkout_lines WHERE checkout_id = $1 ORDER BY line_no`, id); err != nil {
+		return Checkout{}, fmt.Errorf("read checkout lines: %w", err)
+	}
+	return co, nil
+}
+
+// Checkout returns a shopper's checkout.
+func (s *Service) Checkout(ctx context.Context, id, shopperID string) (Checkout, error) {
+	var co Checkout
+	err := s.db.GetContext(ctx, &co, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND shopper_id = $2`, id, shopperID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Checkout{}, problem.NotFound("checkout")
+	}
+	if err != nil {
+		return Checkout{}, fmt.Errorf("get checkout: %w", err)
+	}
+	if err := s.db.SelectContext(ctx, &co.Lines, `SELECT line_no, item_id, quantity, unit_price_minor FROM checkout_lines WHERE checkout_id = $1 ORDER BY line_no`, id); err != nil {
+		return Checkout{}, fmt.Errorf("read checkout lines: %w", err)
+	}
+	return co, nil
+}
+
+// Confirm pays an open checkout in tx: exactly once, whatever the number of
+// taps or retries. It returns not_found, already_paid (409, with the order),
+// checkout_expired, checkout_canceled, item_unavailable, sold_out,
+// purchase_limit_reached or insufficient_funds (422); on any of them nothing
+// is written.
+func (s *Service) Confirm(ctx context.Context, tx *sqlx.Tx, checkoutID string, shopper Shopper) (Receipt, error) {
+	co, err := checkoutForUpdate(ctx, tx, checkoutID, shopper.ID)
+	if err != nil {
+		return Receipt{}, err
+	}
+	now := s.now().UTC()
+	switch {
+	case co.Status == StatusPaid:
+		return Receipt{}, problem.New(problem.KindConflict, CodeAlreadyPaid, "this checkout is already paid").
+			With("order_id", co.OrderID.String)
+	case co.Status == StatusCanceled:
+		return Receipt{}, problem.New(problem.KindConflict, CodeCheckoutClosed, "this checkout was canceled")
+	case co.Status == StatusExpired || !now.Before(co.ExpiresAt):
+		return Receipt{}, problem.New(problem.KindConflict, CodeCheckoutExpired, "this checkout expired; scan the code again")
+	}
+
+	lines := make([]saleLine, len(co.Lines))
+	var merchant catalog.Merchant
+	for i, l := range co.Lines {
+		item, m, err := s.catalog.ItemForSale(ctx, tx, l.ItemID)
+		if err != nil {
+			return Receipt{}, err
+		}
+		if !item.Active || m.Status != "active" {
+			return Receipt{}, problem.New(problem.KindConflict, CodeItemUnavailable, "%s is no longer sold", item.Title)
+		}
+		lines[i] = saleLine{CheckoutLine: l, item: item}
+		merchant = m
+	}
+	if !co.Reserved {
+		if err := s.takeStock(ctx, tx, lines); err != nil {
+			return Receipt{}, err
+		}
+	}
+	if err := s.checkLimits(ctx, tx, shopper.ID, lines, true); err != nil {
+		return Receipt{}, err
+	}
+	currency, err := money.ParseCurrency(co.Currency)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("checkout currency: %w", err)
+	}
+	order := Order{
+		ID: ids.New("ord"), CheckoutID: co.ID, MerchantID: co.MerchantID, ShopperID: shopper.ID, ChatID: co.ChatID,
+		Currency: co.Currency, TotalMinor: co.TotalMinor, Status: OrderPaid, CreatedAt: now,
+	}
+	if co.TotalMinor > 0 {
+		posted, err := s.ledger.Post(ctx, tx, saleTransaction(co, lines, shopper.ID, currency, s.fee))
+		if err != nil {
+			return Receipt{}, err
+		}
+		order.LedgerTransactionID = sql.NullInt64{Int64: posted.ID, Valid: true}
+	}
+	for _, l := range lines {
+		order.Lines = append(order.Lines, OrderLine{
+			LineNo: l.LineNo, ItemID: l.ItemID, SKU: l.item.SKU, Title: l.item.Title, Category: l.item.Category,
+			Kind: l.item.Kind, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor,
+		})
+	}
+	if err := insertOrder(ctx, tx, order); err != nil {
+		return Receipt{}, err
+	}
+	const markPaid = `UPDATE checkouts SET status = 'paid', reserved = false, order_id = $2, closed_at = $3 WHERE id = $1`
+	if _, err := tx.ExecContext(ctx, markPaid, co.ID, order.ID, now); err != nil {
+		return Receipt{}, fmt.Errorf("mark checkout paid: %w", err)
+	}
+	coupons, err := s.issueCoupons(ctx, tx, order, lines, merchant)
+	if err != nil {
+		return Receipt{}, err
+	}
+	if err := s.enqueuePaid(ctx, tx, order, coupons, shopper, merchant, currency); err != nil {
+		return Receipt{}, err
+	}
+	return s.receipt(ctx, tx, order, coupons, shopper, currency, lines, merchant)
+}
+
+// saleTransaction books a sale: the wallet pays the total; voucher lines go
+// to the merchant's deferred revenue (recognised at redemption), product
+// lines to its available balance net of the platform fee.
+func saleTransaction(co Checkout, lines []saleLine, shopperID string, currency money.Currency, fee money.Rate) ledger.Transaction {
+	var deferred, products int64
+	for _, l := range lines {
+		amount := l.UnitPriceMinor * int64(l.Quantity)
+		if l.item.Kind == catalog.KindVoucher {
+			deferred += amount
+		} else {
+			products += amount
+		}
+	}
+	feePart, net := fee.Split(products)
+	postings := []ledger.Posting{ledger.Debit(ledger.ShopperWallet(shopperID), currency, co.TotalMinor)}
+	for _, p := range []ledger.Posting{
+		ledger.Credit(ledger.MerchantDeferred(co.MerchantID), currency, deferred),
+		ledger.Credit(ledger.MerchantAvailable(co.MerchantID), currency, net),
+		ledger.Credit(ledger.PlatformFees(), currency, feePart),
+	} {
+		if p.Amount != 0 {
+			postings = append(postings, p)
+		}
+	}
+	return ledger.Transaction{Key: "checkout:" + co.ID + ":pay", Description: "sale " + co.ID, Postings: postings}
+}
+
+func (s *Service) enqueuePaid(ctx context.Context, tx *sqlx.Tx, order Order, coupons []Coupon, shopper Shopper, merchant catalog.Merchant, currency money.Currency) error {
+	chat := webhooks.Chat{ChannelID: shopper.ChannelID, ExternalUserID: shopper.ExternalUserID, ChatID: order.ChatID}
+	titles := make([]string, 0, len(order.Lines))
+	lines := make([]webhooks.OrderLine, 0, len(order.Lines))
+	for _, l := range order.Lines {
+		title := l.Title
+		if l.Quantity > 1 {
+			title = fmt.Sprintf("%d × %s", l.Quantity, l.Title)
+		}
+		titles = append(titles, title)
+		lines = append(lines, webhooks.OrderLine{ItemID: l.ItemID, SKU: l.SKU, Title: l.Title, Quantity: l.Quantity,
+			Price: webhookAmount(money.New(l.UnitPriceMinor, currency))})
+	}
+	message := fmt.Sprintf("Paid %s — %s", money.New(order.TotalMinor, currency), strings.Join(titles, ", "))
+	if len(coupons) > 0 {
+		message += ". " + coupons[0].RulesText
+	}
+	paid := webhooks.OrderPaid(order.CreatedAt, webhooks.OrderPaidData{
+		ChatData: webhooks.ChatData{Chat: chat, Message: message},
+		Order: webhooks.Order{ID: order.ID, MerchantID: order.MerchantID, Lines: lines,
+			Total: webhookAmount(money.New(order.TotalMinor, currency)), PaidAt: order.CreatedAt},
+	})
+	if err := webhooks.Enqueue(ctx, tx, paid); err != nil {
+		return fmt.Errorf("enqueue order.paid: %w", err)
+	}
+	for _, c := range coupons {
+		issued := webhooks.CouponIssued(order.CreatedAt, webhooks.CouponData{
+			ChatData: webhooks.ChatData{Chat: chat, Message: fmt.Sprintf("Your %s coupon %s is ready. %s", c.Title, c.Code, c.RulesText)},
+			Coupon:   c.webhook("issued"),
+		})
+		if err := webhooks.Enqueue(ctx, tx, issued); err != nil {
+			return fmt.Errorf("enqueue coupon.issued: %w", err)
+		}
+	}
+	return nil
+}
+
+func webhookAmount(a money.Amount) webhooks.Amount {
+	return webhooks.Amount{Amount: a.Currency.Format(a.Minor), Currency: a.Currency.Code()}
+}
+
+// ExpireCheckouts closes open checkouts past their expiry and returns their
+// reserved stock; it is safe to run in several processes at once (rows are
+// claimed with SKIP LOCKED) and returns how many it expired.
+func (s *Service) ExpireCheckouts(ctx context.Context, batchMax int) (int, error) {
+	expired := 0
+	err := withTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		var due []Checkout
+		const claim = `SELECT ` + checkoutColumns + ` FROM checkouts
+			WHERE status = 'open' AND expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`
+		if err := tx.SelectContext(ctx, &due, claim, s.now().UTC(), batchMax); err != nil {
+			return fmt.Errorf("claim expired checkouts: %w", err)
+		}
+		for _, co := range due {
+			if co.Reserved {
+				var lines []CheckoutLine
+				if err := tx.SelectContext(ctx, &lines, `SELECT line_no, item_id, quantity, unit_price_minor FROM checkout_lines WHERE checkout_id = $1`, co.ID); err != nil {
+					return fmt.Errorf("read checkout lines: %w", err)
+				}
+				for _, l := range lines {
+					if err := s.catalog.ReturnStock(ctx, tx, l.ItemID, int64(l.Quantity)); err != nil {
+						return err
+					}
+				}
+			}
+			const close = `UPDATE checkouts SET status = 'expired', reserved = false, closed_at = $2 WHERE id = $1`
+			if _, err := tx.ExecContext(ctx, close, co.ID, s.now().UTC()); err != nil {
+				return fmt.Errorf("expire checkout: %w", err)
+			}
+		}
+		expired = len(due)
+		return nil
+	})
+	return expired, err
+}
+
+// Cancel closes an open checkout and returns its reserved stock. Canceling a
+// canceled checkout answers it again; a paid one is already_paid.
+func (s *Service) Cancel(ctx context.Context, tx *sqlx.Tx, checkoutID string, shopper Shopper) (Checkout, error) {
+	co, err := checkoutForUpdate(ctx, tx, checkoutID, shopper.ID)
+	if err != nil {
+		return Checkout{}, err
+	}
+	switch co.Status {
+	case StatusPaid:
+		return Checkout{}, problem.New(problem.KindConflict, CodeAlreadyPaid, "this checkout is already paid").With("order_id", co.OrderID.String)
+	case StatusCanceled, StatusExpired:
+		return co, nil
+	}
+	if co.Reserved {
+		for _, l := range co.Lines {
+			if err := s.catalog.ReturnStock(ctx, tx, l.ItemID, int64(l.Quantity)); err != nil {
+				return Checkout{}, err
+			}
+		}
+	}
+	now := s.now().UTC()
+	const cancel = `UPDATE checkouts SET status = 'canceled', reserved = false, closed_at = $2 WHERE id = $1`
+	if _, err := tx.ExecContext(ctx, cancel, co.ID, now); err != nil {
+		return Checkout{}, fmt.Errorf("cancel checkout: %w", err)
+	}
+	co.Status, co.Reserved, co.ClosedAt = StatusCanceled, false, sql.NullTime{Time: now, Valid: true}
+	return co, nil
+}

@@ -1,0 +1,262 @@
+package payments
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/labstack/echo/v4"
+
+	"github.com/chatpay/chatpay/catalog"
+	"github.com/chatpay/chatpay/internal/httpapi"
+	"github.com/chatpay/chatpay/internal/idempotency"
+	"github.com/chatpay/chatpay/internal/money"
+	"github.com/chatpay/chatpay/internal/problem"
+)
+
+// HTTP serves the channel API (bots acting for their shoppers) and the
+// merchant's order API.
+type HTTP struct {
+	service     *Service
+	catalog     *catalog.Service
+	idempotency *idempotency.Store
+}
+
+// NewHTTP returns the payment routes.
+func NewHTTP(service *Service, c *catalog.Service, idem *idempotency.Store) *HTTP {
+	return &HTTP{service: service, catalog: c, idempotency: idem}
+}
+
+// Register mounts the routes: /v1/channel/… behind the channel key,
+// /v1/orders… behind the merchant key.
+func (h *HTTP) Register(e *echo.Echo) {
+	channel := RequireChannelKey(h.service)
+	v1 := e.Group("/v1")
+	v1.POST("/channel/shoppers", h.ensureShopper, channel)
+	v1.GET("/channel/shoppers/:id/wallet", h.wallet, channel)
+	v1.GET("/channel/shoppers/:id/coupons", h.shopperCoupons, channel)
+	v1.POST("/channel/checkouts", h.createCheckout, channel)
+	v1.GET("/channel/checkouts/:id", h.getCheckout, channel)
+	v1.POST("/channel/checkouts/:id/confirm", h.confirm, channel)
+	v1.POST("/channel/checkouts/:id/cancel", h.cancel, channel)
+
+	merchant := catalog.RequireMerchantKey(h.catalog)
+	v1.GET("/orders", h.listOrders, merchant)
+	v1.GET("/orders/:id", h.getOrder, merchant)
+}
+
+func channelOf(c echo.Context) Channel {
+	ch, ok := ChannelFromContext(c)
+	if !ok {
+		panic("payments: channel route without RequireChannelKey")
+	}
+	return ch
+}
+
+func merchantOf(c echo.Context) catalog.Merchant {
+	m, ok := catalog.MerchantFromContext(c)
+	if !ok {
+		panic("payments: merchant route without RequireMerchantKey")
+	}
+	return m
+}
+
+type shopperRequest struct {
+	UserID string `json:"user_id"`
+	Name   string `json:"name"`
+}
+
+func (h *HTTP) ensureShopper(c echo.Context) error {
+	var in shopperRequest
+	if _, err := httpapi.BindJSON(c, &in); err != nil {
+		return err
+	}
+	ch := channelOf(c)
+	var sh Shopper
+	err := withTx(c.Request().Context(), h.service.db, func(tx *sqlx.Tx) error {
+		var err error
+		sh, err = h.service.EnsureShopper(c.Request().Context(), tx, ch.ID, in.UserID, in.Name)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, sh)
+}
+
+func (h *HTTP) shopperParam(c echo.Context) (Shopper, error) {
+	return h.service.ShopperOfChannel(c.Request().Context(), channelOf(c).ID, c.Param("id"))
+}
+
+func (h *HTTP) wallet(c echo.Context) error {
+	sh, err := h.shopperParam(c)
+	if err != nil {
+		return err
+	}
+	currency, err := money.ParseCurrency(c.QueryParam("currency"))
+	if err != nil {
+		return money.FieldProblem("currency", err)
+	}
+	balance, err := h.service.WalletBalance(c.Request().Context(), sh.ID, currency)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"shopper_id": sh.ID, "balance": balance})
+}
+
+func (h *HTTP) shopperCoupons(c echo.Context) error {
+	sh, err := h.shopperParam(c)
+	if err != nil {
+		return err
+	}
+	coupons, err := h.service.ShopperCoupons(c.Request().Context(), sh.ID, ListPageSizeMax)
+	if err != nil {
+		return err
+	}
+	out := make([]couponJSON, len(coupons))
+	for i, cp := range coupons {
+		out[i] = toCouponJSON(cp)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"coupons": out})
+}
+
+type checkoutRequest struct {
+	ShopperID  string `json:"shopper_id"`
+	ChatID     string `json:"chat_id"`
+	TTLSeconds int    `json:"ttl_seconds"`
+	Lines      []struct {
+		ItemID   string `json:"item_id"`
+		Quantity int    `json:"quantity"`
+	} `json:"lines"`
+}
+
+func (h *HTTP) createCheckout(c echo.Context) error {
+	var in checkoutRequest
+	body, err := httpapi.BindJSON(c, &in)
+	if err != nil {
+		return err
+	}
+	ch := channelOf(c)
+	sh, err := h.service.ShopperOfChannel(c.Request().Context(), ch.ID, in.ShopperID)
+	if err != nil {
+		if p, ok := problem.As(err); ok && p.Kind == problem.KindNotFound {
+			return problem.Field("shopper_id", "unknown_shopper", "no shopper %q on this channel", in.ShopperID)
+		}
+		return err
+	}
+	req := CheckoutRequest{Shopper: sh, ChatID: in.ChatID, Reserve: true, TTL: time.Duration(in.TTLSeconds) * time.Second}
+	for _, l := range in.Lines {
+		req.Lines = append(req.Lines, LineRequest{ItemID: l.ItemID, Quantity: l.Quantity})
+	}
+	return h.idempotency.Handle(c, "channel:"+ch.ID, body, func(tx *sqlx.Tx) (int, any, error) {
+		co, err := h.service.CreateCheckout(c.Request().Context(), tx, req)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusCreated, toCheckoutJSON(co), nil
+	})
+}
+
+func (h *HTTP) channelCheckout(c echo.Context) (Checkout, Shopper, error) {
+	ch := channelOf(c)
+	var shopperID string
+	err := h.service.db.GetContext(c.Request().Context(), &shopperID,
+		`SELECT co.shopper_id FROM checkouts co JOIN shoppers s ON s.id = co.shopper_id WHERE co.id = $1 AND s.channel_id = $2`,
+		c.Param("id"), ch.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Checkout{}, Shopper{}, problem.NotFound("checkout")
+	}
+	if err != nil {
+		return Checkout{}, Shopper{}, fmt.Errorf("find checkout: %w", err)
+	}
+	sh, err := h.service.ShopperOfChannel(c.Request().Context(), ch.ID, shopperID)
+	if err != nil {
+		return Checkout{}, Shopper{}, err
+	}
+	co, err := h.service.Checkout(c.Request().Context(), c.Param("id"), sh.ID)
+	return co, sh, err
+}
+
+func (h *HTTP) getCheckout(c echo.Context) error {
+	co, _, err := h.channelCheckout(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toCheckoutJSON(co))
+}
+
+func (h *HTTP) confirm(c echo.Context) error {
+	body, err := httpapi.ReadBody(c)
+	if err != nil {
+		return err
+	}
+	_, sh, err := h.channelCheckout(c)
+	if err != nil {
+		return err
+	}
+	return h.idempotency.Handle(c, "channel:"+channelOf(c).ID, body, func(tx *sqlx.Tx) (int, any, error) {
+		receipt, err := h.service.Confirm(c.Request().Context(), tx, c.Param("id"), sh)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, toReceiptJSON(receipt), nil
+	})
+}
+
+func (h *HTTP) cancel(c echo.Context) error {
+	body, err := httpapi.ReadBody(c)
+	if err != nil {
+		return err
+	}
+	_, sh, err := h.channelCheckout(c)
+	if err != nil {
+		return err
+	}
+	return h.idempotency.Handle(c, "channel:"+channelOf(c).ID, body, func(tx *sqlx.Tx) (int, any, error) {
+		co, err := h.service.Cancel(c.Request().Context(), tx, c.Param("id"), sh)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, toCheckoutJSON(co), nil
+	})
+}
+
+func (h *HTTP) listOrders(c echo.Context) error {
+	limit := 0
+	if text := c.QueryParam("limit"); text != "" {
+		n, err := strconv.Atoi(text)
+		if err != nil {
+			return problem.Field("limit", "invalid_limit", "limit must be a whole number")
+		}
+		limit = n
+	}
+	page, err := h.service.MerchantOrders(c.Request().Context(), merchantOf(c).ID, c.QueryParam("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	out := make([]orderJSON, len(page.Orders))
+	for i, o := range page.Orders {
+		out[i] = toOrderJSON(o)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"orders": out, "next_cursor": page.NextCursor})
+}
+
+func (h *HTTP) getOrder(c echo.Context) error {
+	o, err := h.service.MerchantOrder(c.Request().Context(), merchantOf(c).ID, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	coupons, err := h.service.OrderCoupons(c.Request().Context(), o.ID)
+	if err != nil {
+		return err
+	}
+	out := toOrderJSON(o)
+	for _, cp := range coupons {
+		out.Coupons = append(out.Coupons, toCouponJSON(cp))
+	}
+	return c.JSON(http.StatusOK, out)
+}

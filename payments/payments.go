@@ -1,0 +1,82 @@
+// Package payments is where money changes hands: channels (messenger
+// backends) and their shoppers, checkout sessions, the one-tap confirmation
+// that pays an order, wallets, and the coupons a voucher sale issues.
+//
+// Every confirmation is one database transaction that takes stock (or
+// converts the checkout's reservation), enforces the per-shopper limit,
+// debits the wallet through ledger.Post, writes the order and its coupons,
+// and queues order.paid and coupon.issued in the webhooks outbox. Any refusal
+// or failure rolls all of it back.
+package payments
+
+import (
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/chatpay/chatpay/catalog"
+	"github.com/chatpay/chatpay/internal/money"
+	"github.com/chatpay/chatpay/internal/problem"
+	"github.com/chatpay/chatpay/ledger"
+	"github.com/chatpay/chatpay/qr"
+)
+
+// Limits of a checkout.
+const (
+	CheckoutTTLDefault = 15 * time.Minute
+	CheckoutTTLMax     = 24 * time.Hour
+	LinesMax           = 20
+	LineQuantityMax    = 100
+	ListPageSizeMax    = 100
+	ListPageSizeDefault = 20
+)
+
+// Stable problem codes of this package.
+const (
+	CodeSoldOut         = "sold_out"
+	CodeLimitReached    = "purchase_limit_reached"
+	CodeAlreadyPaid     = "already_paid"
+	CodeCheckoutExpired = "checkout_expired"
+	CodeCheckoutClosed  = "checkout_canceled"
+	CodeItemUnavailable = "item_unavailable"
+	CodeMixedMerchants  = "mixed_merchants"
+)
+
+// Config holds what cmd decides for payments.
+type Config struct {
+	// PlatformFee is taken from revenue when it is recognised (a product sale
+	// or a coupon redemption), rounded by internal/money's rule.
+	PlatformFee  money.Rate
+	CheckoutTTL  time.Duration
+	LaunchMaxAge time.Duration
+}
+
+// Service runs the payment flows.
+type Service struct {
+	db           *sqlx.DB
+	now          func() time.Time
+	ledger       *ledger.Ledger
+	catalog      *catalog.Service
+	qr           *qr.Service
+	fee          money.Rate
+	checkoutTTL  time.Duration
+	launchMaxAge time.Duration
+}
+
+// NewService wires the payment flows to their collaborators.
+func NewService(db *sqlx.DB, now func() time.Time, l *ledger.Ledger, c *catalog.Service, q *qr.Service, cfg Config) *Service {
+	if cfg.CheckoutTTL <= 0 || cfg.CheckoutTTL > CheckoutTTLMax {
+		cfg.CheckoutTTL = CheckoutTTLDefault
+	}
+	return &Service{
+		db: db, now: now, ledger: l, catalog: c, qr: q,
+		fee: cfg.PlatformFee, checkoutTTL: cfg.CheckoutTTL, launchMaxAge: cfg.LaunchMaxAge,
+	}
+}
+
+// DB is the pool, for callers composing transactions with idempotency keys.
+func (s *Service) DB() *sqlx.DB { return s.db }
+
+func soldOut(title string) error {
+	return problem.New(problem.KindConflict, CodeSoldOut, "%s is sold out", title)
+}

@@ -1,0 +1,340 @@
+// Package web renders chatpay's HTML: the shopper pages a messenger opens in
+// its in-app browser (checkout and receipt) and the merchant dashboard.
+// Templates and styles are embedded in the binary; pages work without
+// JavaScript and load nothing from outside the server.
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/labstack/echo/v4"
+
+	"github.com/chatpay/chatpay/catalog"
+	"github.com/chatpay/chatpay/internal/idempotency"
+	"github.com/chatpay/chatpay/internal/money"
+	"github.com/chatpay/chatpay/internal/problem"
+	"github.com/chatpay/chatpay/payments"
+	"github.com/chatpay/chatpay/qr"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// The wait of a double tap: a second "Buy now" whose key is still in flight
+// waits for the first to finish and then shows the same receipt.
+const (
+	inFlightWait     = 200 * time.Millisecond
+	inFlightWaitsMax = 25
+	couponQRSizePx   = 220
+)
+
+// Shopper serves the pages a shopper sees inside the chat app.
+type Shopper struct {
+	payments    *payments.Service
+	catalog     *catalog.Service
+	qr          *qr.Service
+	idempotency *idempotency.Store
+	db          *sqlx.DB
+	logger      *slog.Logger
+	templates   *template.Template
+}
+
+// NewShopper returns the shopper pages.
+func NewShopper(p *payments.Service, c *catalog.Service, q *qr.Service, idem *idempotency.Store, db *sqlx.DB, logger *slog.Logger) *Shopper {
+	return &Shopper{
+		payments: p, catalog: c, qr: q, idempotency: idem, db: db, logger: logger,
+		templates: template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")),
+	}
+}
+
+// Register mounts /q/:token (checkout) and /receipts/:id.
+func (h *Shopper) Register(e *echo.Echo) {
+	e.GET("/q/:token", h.checkoutPage)
+	e.POST("/q/:token/buy", h.buy)
+	e.GET("/receipts/:id", h.receiptPage)
+}
+
+var funcs = template.FuncMap{
+	"money": func(a money.Amount) string { return a.String() },
+}
+
+// messagePage is the one page for every state that is not a checkout: a
+// revoked code, a stale launch, an unknown receipt.
+type messagePage struct {
+	Title   string
+	Message string
+	Hint    string
+}
+
+func (h *Shopper) render(c echo.Context, status int, name string, data any) error {
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().Header().Set("Cache-Control", "no-store")
+	c.Response().WriteHeader(status)
+	if err := h.templates.ExecuteTemplate(c.Response(), name, data); err != nil {
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	return nil
+}
+
+// renderProblem shows a domain refusal as a page a shopper can read.
+func (h *Shopper) renderProblem(c echo.Context, err error) error {
+	p, ok := problem.As(err)
+	if !ok {
+		h.logger.ErrorContext(c.Request().Context(), "shopper page failed", "error", err, "path", c.Request().URL.Path)
+		return h.render(c, http.StatusInternalServerError, "message.html", messagePage{
+			Title: "Something went wrong", Message: "We could not complete this. Nothing was charged.", Hint: "Please try again in a moment."})
+	}
+	page := messagePage{Title: "Sorry", Message: p.Detail}
+	switch p.Code {
+	case qr.CodeRevoked:
+		page = messagePage{Title: "This code is no longer valid", Message: "The merchant has withdrawn this QR code.", Hint: "Ask the merchant for a current one."}
+	case qr.CodeExpired:
+		page = messagePage{Title: "This code has expired", Message: "The payment code was only valid for a few minutes.", Hint: "Ask the cashier to show a new code."}
+	case qr.CodeUsed:
+		page = messagePage{Title: "This code was already used", Message: "Someone has already paid with this code.", Hint: "Ask the cashier to show a new code."}
+	case qr.CodeNotFound, "not_found":
+		page = messagePage{Title: "Not found", Message: "We could not find what this link points to.", Hint: "Check that you scanned the whole code."}
+	case "invalid_launch_context":
+		page = messagePage{Title: "Open this page from your chat", Message: p.Detail, Hint: "Scan the code with your messenger, or reopen the link from the chat."}
+	}
+	return h.render(c, p.Status(), "message.html", page)
+}
+
+// shopperFromRequest verifies the launch context the messenger passed.
+func (h *Shopper) shopperFromRequest(c echo.Context, raw string) (payments.Shopper, payments.Launch, error) {
+	fields, _ := url.ParseQuery(raw)
+	return h.payments.ShopperFromLaunch(c.Request().Context(), fields.Get("channel_id"), raw)
+}
+
+type checkoutView struct {
+	Token          string
+	Launch         string
+	IdempotencyKey string
+	Item           catalog.Item
+	Merchant       catalog.Merchant
+	Price          money.Amount
+	Rules          string
+	Wallet         money.Amount
+	Short          bool // the wallet cannot cover the price
+	SoldOut        bool
+	Error          string
+	ErrorCode      string
+	Shopper        payments.Shopper
+}
+
+func (h *Shopper) checkoutPage(c echo.Context) error {
+	return h.showCheckout(c, c.QueryParam("launch"), nil)
+}
+
+// showCheckout renders the item behind a static QR for the shopper, with
+// refusal (if any) from a previous "Buy now".
+func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.Error) error {
+	ctx := c.Request().Context()
+	code, err := h.qr.Resolve(ctx, h.db, c.Param("token"))
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	if code.TargetType != qr.TargetItem {
+		return h.renderProblem(c, problem.New(problem.KindNotFound, qr.CodeNotFound, "this code is not an item code"))
+	}
+	shopper, _, err := h.shopperFromRequest(c, launch)
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	if refusal == nil {
+		if err := h.qr.RecordScan(ctx, h.db, code.ID, qr.Scan{ShopperRef: shopper.ID, UserAgent: c.Request().UserAgent()}); err != nil {
+			h.logger.WarnContext(ctx, "record scan", "error", err)
+		}
+	}
+	item, merchant, err := h.catalog.ItemForSale(ctx, h.db, code.TargetID)
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	wallet, err := h.payments.WalletBalance(ctx, shopper.ID, item.Price.Currency)
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	view := checkoutView{
+		Token: c.Param("token"), Launch: launch, IdempotencyKey: newKey(), Item: item, Merchant: merchant,
+		Price: item.Price, Wallet: wallet, Short: wallet.Minor < item.Price.Minor, Shopper: shopper,
+		SoldOut: (item.Stock != nil && *item.Stock == 0) || !item.Active,
+	}
+	if item.Rules != nil {
+		view.Rules = catalog.RenderRules(*item.Rules, "en", merchant.Location(), nil)
+	}
+	status := http.StatusOK
+	if refusal != nil {
+		view.Error, view.ErrorCode, status = refusal.Detail, refusal.Code, refusal.Status()
+		if refusal.Code == payments.CodeSoldOut {
+			view.SoldOut = true
+		}
+	}
+	return h.render(c, status, "checkout.html", view)
+}
+
+type boughtJSON struct {
+	OrderID string `json:"order_id"`
+}
+
+// buy pays for the item behind a static QR: one transaction that opens the
+// checkout and confirms it, under the form's idempotency key, so a double tap
+// or a resubmission pays once and shows the same receipt.
+func (h *Shopper) buy(c echo.Context) error {
+	ctx := c.Request().Context()
+	launch, key := c.FormValue("launch"), c.FormValue("idempotency_key")
+	code, err := h.qr.Resolve(ctx, h.db, c.Param("token"))
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	shopper, ctxLaunch, err := h.shopperFromRequest(c, launch)
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	req := idempotency.Request{
+		Scope: "shopper:" + shopper.ID, Key: key, Method: http.MethodPost, Path: c.Request().URL.Path,
+		Body: []byte(code.ID),
+	}
+	if key == "" {
+		return h.renderProblem(c, problem.New(problem.KindBadRequest, "missing_idempotency_key", "the form lost its key; reload the page"))
+	}
+	change := func(tx *sqlx.Tx) (int, any, error) {
+		co, err := h.payments.CreateCheckout(ctx, tx, payments.CheckoutRequest{
+			Shopper: shopper, ChatID: ctxLaunch.ChatID, QRID: code.ID,
+			Lines: []payments.LineRequest{{ItemID: code.TargetID, Quantity: 1}},
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		receipt, err := h.payments.Confirm(ctx, tx, co.ID, shopper)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, boughtJSON{OrderID: receipt.Order.ID}, nil
+	}
+	resp, err := h.runWaitingForFirstTap(ctx, req, change)
+	if err != nil {
+		if p, ok := problem.As(err); ok && p.Status() < 500 {
+			return h.showCheckout(c, launch, p)
+		}
+		return h.renderProblem(c, err)
+	}
+	if resp.ContentType == problem.ContentType {
+		var doc struct {
+			Code   string `json:"code"`
+			Detail string `json:"detail"`
+		}
+		_ = json.Unmarshal(resp.Body, &doc)
+		return h.showCheckout(c, launch, &problem.Error{Kind: kindOfStatus(resp.Status), Code: doc.Code, Detail: doc.Detail})
+	}
+	var bought boughtJSON
+	if err := json.Unmarshal(resp.Body, &bought); err != nil {
+		return h.renderProblem(c, fmt.Errorf("stored purchase: %w", err))
+	}
+	return c.Redirect(http.StatusSeeOther, "/receipts/"+bought.OrderID+"?launch="+url.QueryEscape(launch))
+}
+
+// runWaitingForFirstTap runs req; while the same key is in flight (a double
+// tap) it waits for the first request and then replays its answer.
+func (h *Shopper) runWaitingForFirstTap(ctx context.Context, req idempotency.Request, change idempotency.Change) (idempotency.Response, error) {
+	for wait := 0; ; wait++ {
+		resp, err := h.idempotency.Run(ctx, req, change)
+		if p, ok := problem.As(err); ok && p.Code == "idempotency_key_in_use" && wait < inFlightWaitsMax {
+			select {
+			case <-ctx.Done():
+				return resp, ctx.Err()
+			case <-time.After(inFlightWait):
+				continue
+			}
+		}
+		return resp, err
+	}
+}
+
+func kindOfStatus(status int) problem.Kind {
+	switch status {
+	case http.StatusConflict:
+		return problem.KindConflict
+	case http.StatusNotFound:
+		return problem.KindNotFound
+	case http.StatusUnauthorized:
+		return problem.KindUnauthorized
+	}
+	return problem.KindRefused
+}
+
+type couponView struct {
+	payments.Coupon
+	QRSVG template.HTML
+}
+
+type receiptView struct {
+	Order    payments.Order
+	Total    money.Amount
+	Merchant catalog.Merchant
+	Coupons  []couponView
+	Wallet   money.Amount
+	Lines    []lineView
+}
+
+type lineView struct {
+	payments.OrderLine
+	Price money.Amount
+}
+
+func (h *Shopper) receiptPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	shopper, _, err := h.shopperFromRequest(c, c.QueryParam("launch"))
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	order, err := h.payments.ShopperOrder(ctx, shopper.ID, c.Param("id"))
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	currency, err := money.ParseCurrency(order.Currency)
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	merchant, err := h.catalog.Merchant(ctx, order.MerchantID)
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	coupons, err := h.payments.OrderCoupons(ctx, order.ID)
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	wallet, err := h.payments.WalletBalance(ctx, shopper.ID, currency)
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	view := receiptView{Order: order, Total: money.New(order.TotalMinor, currency), Merchant: merchant, Wallet: wallet}
+	for _, l := range order.Lines {
+		view.Lines = append(view.Lines, lineView{OrderLine: l, Price: money.New(l.UnitPriceMinor*int64(l.Quantity), currency)})
+	}
+	for _, cp := range coupons {
+		svg, err := qr.SVG(cp.Code, couponQRSizePx)
+		if err != nil {
+			return h.renderProblem(c, err)
+		}
+		view.Coupons = append(view.Coupons, couponView{Coupon: cp, QRSVG: template.HTML(svg)}) //nolint:gosec // our own SVG
+	}
+	return h.render(c, http.StatusOK, "receipt.html", view)
+}
+
+func newKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+

@@ -1,0 +1,626 @@
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/chatpay/chatpay/internal/database"
+	"github.com/chatpay/chatpay/internal/ids"
+)
+
+// RetryScheduleDefault is the delay before each attempt: the first at once,
+// then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (about 28 h in all).
+var RetryScheduleDefault = []time.Duration{
+	0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+}
+
+// Dispatcher defaults, units last.
+const (
+	WorkersDefault            = 32
+	PerEndpointWorkersDefault = 8
+	PollIntervalDefault       = time.Second
+	HTTPTimeoutDefault        = 10 * time.Second
+	JitterFractionDefault     = 0.2
+	RetryAfterMaxDefault      = time.Hour
+	DisableAfterDefault       = 5 * 24 * time.Hour
+	listenerReconnectMin      = 100 * time.Millisecond
+	listenerReconnectMax      = 10 * time.Second
+	finishTimeout             = 15 * time.Second
+	errorTextBytesMax         = 1024
+	scheduleAttemptsMax       = 32
+)
+
+// DispatcherConfig configures a Dispatcher; zero fields take the defaults.
+type DispatcherConfig struct {
+	DB *sqlx.DB
+	// ListenDSN opens the LISTEN connection; empty means polling only.
+	ListenDSN string
+	Logger    *slog.Logger
+	Now       func() time.Time
+	Policy    URLPolicy
+	// Workers bounds deliveries in flight in this process.
+	Workers int
+	// PerEndpointWorkers bounds deliveries in flight to one endpoint in this process.
+	PerEndpointWorkers int
+	// PollInterval is the fallback when no notification arrives (retries
+	// falling due, a lost LISTEN connection).
+	PollInterval time.Duration
+	HTTPTimeout  time.Duration
+	// Lease is how long a claim holds before another dispatcher may take the
+	// delivery over; it must exceed HTTPTimeout. Default: 3×HTTPTimeout.
+	Lease time.Duration
+	// RetrySchedule is the delay before each attempt; its length is the number
+	// of attempts. Tests compress it.
+	RetrySchedule  []time.Duration
+	JitterFraction float64
+	// RetryAfterMax caps how far a receiver's Retry-After may push an attempt.
+	RetryAfterMax time.Duration
+	// DisableAfter disables an endpoint that has failed without a single
+	// success for this long.
+	DisableAfter time.Duration
+}
+
+// Dispatcher delivers pending deliveries. Several dispatchers (in one process
+// or many) share the work: each claims due deliveries with FOR UPDATE SKIP
+// LOCKED and a lease, so the normal path sends every delivery once.
+type Dispatcher struct {
+	cfg    DispatcherConfig
+	client *http.Client
+	// testHookClaimed runs after a delivery is claimed and before it is sent.
+	testHookClaimed func(deliveryID int64)
+}
+
+// NewDispatcher checks cfg and fills in its defaults.
+func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("webhooks: dispatcher needs a database")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	defaultInt(&cfg.Workers, WorkersDefault)
+	defaultInt(&cfg.PerEndpointWorkers, PerEndpointWorkersDefault)
+	defaultDuration(&cfg.PollInterval, PollIntervalDefault)
+	defaultDuration(&cfg.HTTPTimeout, HTTPTimeoutDefault)
+	defaultDuration(&cfg.Lease, 3*cfg.HTTPTimeout)
+	defaultDuration(&cfg.RetryAfterMax, RetryAfterMaxDefault)
+	defaultDuration(&cfg.DisableAfter, DisableAfterDefault)
+	if cfg.RetrySchedule == nil {
+		cfg.RetrySchedule = RetryScheduleDefault
+	}
+	if cfg.JitterFraction == 0 {
+		cfg.JitterFraction = JitterFractionDefault
+	}
+	switch {
+	case len(cfg.RetrySchedule) == 0 || len(cfg.RetrySchedule) > scheduleAttemptsMax:
+		return nil, fmt.Errorf("webhooks: retry schedule needs 1 to %d attempts", scheduleAttemptsMax)
+	case cfg.Lease <= cfg.HTTPTimeout:
+		return nil, fmt.Errorf("webhooks: lease %s must exceed the HTTP timeout %s", cfg.Lease, cfg.HTTPTimeout)
+	case cfg.JitterFraction < 0 || cfg.JitterFraction >= 1:
+		return nil, fmt.Errorf("webhooks: jitter fraction %v must be in [0, 1)", cfg.JitterFraction)
+	}
+	return &Dispatcher{cfg: cfg, client: cfg.Policy.newHTTPClient(cfg.HTTPTimeout, cfg.PerEndpointWorkers)}, nil
+}
+
+func defaultInt(v *int, def int) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+func defaultDuration(v *time.Duration, def time.Duration) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// Run delivers until ctx ends, then waits for the sends in flight (each
+// bounded by the HTTP timeout) and records their results. It returns nil on
+// a normal stop.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	wake := make(chan struct{}, 1)
+	nudge := func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	stopListener := d.listen(nudge)
+	defer stopListener()
+
+	done := make(chan string, d.cfg.Workers)
+	inFlight := 0
+	perEndpoint := map[string]int{}
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	logger := d.cfg.Logger
+	for {
+		claimedAll := false
+		if free := d.cfg.Workers - inFlight; free > 0 && ctx.Err() == nil {
+			batch, err := d.claim(ctx, free, busyEndpoints(perEndpoint, d.cfg.PerEndpointWorkers))
+			if err != nil && ctx.Err() == nil {
+				logger.Error("claim webhook deliveries", "error", err)
+			}
+			for _, c := range batch {
+				inFlight++
+				perEndpoint[c.EndpointID]++
+				go func() {
+					d.deliver(ctx, c)
+					done <- c.EndpointID
+				}()
+			}
+			claimedAll = len(batch) == free
+		}
+		if ctx.Err() != nil && inFlight == 0 {
+			return nil
+		}
+		if claimedAll {
+			// Every slot was filled: wait for one to free up.
+			d.settle(ctx, done, &inFlight, perEndpoint, true)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			if inFlight > 0 {
+				d.settle(ctx, done, &inFlight, perEndpoint, true)
+			}
+		case endpointID := <-done:
+			release(&inFlight, perEndpoint, endpointID)
+		case <-wake:
+		case <-poll.C:
+			poll.Reset(d.cfg.PollInterval)
+		}
+	}
+}
+
+// settle waits for one send to finish (when wait is set) and collects every
+// other finished one, so the next claim sees successors of a conversation
+// whose head was just delivered.
+func (d *Dispatcher) settle(ctx context.Context, done chan string, inFlight *int, perEndpoint map[string]int, wait bool) {
+	if wait {
+		release(inFlight, perEndpoint, <-done)
+	}
+	for {
+		select {
+		case endpointID := <-done:
+			release(inFlight, perEndpoint, endpointID)
+		default:
+			return
+		}
+	}
+}
+
+func release(inFlight *int, perEndpoint map[string]int, endpointID string) {
+	*inFlight--
+	if perEndpoint[endpointID]--; perEndpoint[endpointID] <= 0 {
+		delete(perEndpoint, endpointID)
+	}
+}
+
+func busyEndpoints(perEndpoint map[string]int, limit int) []string {
+	var busy []string
+	for id, n := range perEndpoint {
+		if n >= limit {
+			busy = append(busy, id)
+		}
+	}
+	return busy
+}
+
+// listen wakes the loop on every notification and after every reconnect (a
+// notification may have been missed meanwhile). Without a DSN the dispatcher
+// polls only.
+func (d *Dispatcher) listen(nudge func()) (stop func()) {
+	if d.cfg.ListenDSN == "" {
+		d.cfg.Logger.Warn("webhook dispatcher has no LISTEN connection; polling only", "interval", d.cfg.PollInterval)
+		return func() {}
+	}
+	listener := pq.NewListener(d.cfg.ListenDSN, listenerReconnectMin, listenerReconnectMax, func(ev pq.ListenerEventType, err error) {
+		if err != nil {
+			d.cfg.Logger.Warn("webhook listener", "event", int(ev), "error", err)
+		}
+	})
+	// Listen blocks until the first connection is up; it must not hold up
+	// delivery meanwhile, as polling covers the gap.
+	go func() {
+		if err := listener.Listen(NotifyChannel); err != nil && !errors.Is(err, net.ErrClosed) {
+			d.cfg.Logger.Error("webhook listener: LISTEN failed; polling only", "error", err)
+		}
+	}()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for range listener.NotificationChannel() {
+			nudge()
+		}
+	}()
+	return func() {
+		_ = listener.Close() // closes the notification channel
+		<-finished
+	}
+}
+
+// claimed is a delivery this dispatcher holds, with what it needs to send it.
+type claimed struct {
+	ID                      int64          `db:"id"`
+	EventID                 string         `db:"event_id"`
+	EndpointID              string         `db:"endpoint_id"`
+	AttemptCount            int            `db:"attempt_count"`
+	ClaimToken              string         `db:"claim_token"`
+	Body                    []byte         `db:"body"`
+	URL                     string         `db:"url"`
+	Secret                  string         `db:"secret"`
+	PreviousSecret          sql.NullString `db:"previous_secret"`
+	PreviousSecretExpiresAt sql.NullTime   `db:"previous_secret_expires_at"`
+}
+
+// claimSQL takes due deliveries that head their conversation's queue at their
+// endpoint: no earlier delivery of the same endpoint and ordering key is
+// still pending (claimed or waiting for a retry), so one conversation has at
+// most one delivery in flight and arrives in seq order. Rows another
+// dispatcher is claiming are skipped, not waited for.
+const claimSQL = `
+UPDATE webhook_deliveries d
+SET claimed_until = $2, claim_token = $3
+FROM (
+    SELECT d.id, ev.body, e.url, e.secret, e.previous_secret, e.previous_secret_expires_at
+    FROM webhook_deliveries d
+    JOIN webhook_endpoints e ON e.id = d.endpoint_id
+    JOIN webhook_events ev ON ev.id = d.event_id
+    WHERE d.status = 'pending' AND d.next_attempt_at <= $1
+      AND (d.claimed_until IS NULL OR d.claimed_until < $1)
+      AND e.enabled
+      AND d.endpoint_id <> ALL (COALESCE($4::text[], ARRAY[]::text[]))
+      AND NOT EXISTS (
+          SELECT 1 FROM webhook_deliveries p
+          WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key
+            AND p.status = 'pending' AND p.seq < d.seq)
+    ORDER BY d.next_attempt_at, d.seq
+    LIMIT $5
+    FOR UPDATE OF d SKIP LOCKED
+) c
+WHERE d.id = c.id
+RETURNING d.id, d.event_id, d.endpoint_id, d.attempt_count, d.claim_token,
+          c.body, c.url, c.secret, c.previous_secret, c.previous_secret_expires_at`
+
+func (d *Dispatcher) claim(ctx context.Context, limit int, busy []string) ([]claimed, error) {
+	now := d.cfg.Now()
+	var out []claimed
+	err := sqlx.SelectContext(ctx, d.cfg.DB, &out, claimSQL, now, now.Add(d.cfg.Lease), ids.New("clm"), pq.StringArray(busy), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	// Several deliveries of one endpoint may come in one batch; the surplus
+	// over the per-endpoint bound is handed back at once.
+	count := map[string]int{}
+	kept := out[:0]
+	var surplus []int64
+	for _, c := range out {
+		if count[c.EndpointID]++; count[c.EndpointID] > d.cfg.PerEndpointWorkers {
+			surplus = append(surplus, c.ID)
+			continue
+		}
+		kept = append(kept, c)
+	}
+	if len(surplus) > 0 {
+		if _, err := d.cfg.DB.ExecContext(ctx, releaseSQL, pq.Int64Array(surplus)); err != nil {
+			d.cfg.Logger.Warn("release surplus webhook claims", "error", err)
+		}
+	}
+	return kept, nil
+}
+
+const releaseSQL = `UPDATE webhook_deliveries SET claimed_until = NULL, claim_token = NULL WHERE id = ANY ($1) AND status = 'pending'`
+
+// result is what one attempt found out.
+type result struct {
+	outcome    string
+	statusCode int // 0 when no response
+	latency    time.Duration
+	errText    string
+	excerpt    string
+	retryAfter time.Duration
+}
+
+func (d *Dispatcher) deliver(ctx context.Context, c claimed) {
+	if d.testHookClaimed != nil {
+		d.testHookClaimed(c.ID)
+	}
+	if ctx.Err() != nil {
+		// Stopping before the send: hand the claim back so another dispatcher
+		// (or this one after a restart) sends it without waiting for the lease.
+		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+		defer cancel()
+		if _, err := d.cfg.DB.ExecContext(releaseCtx, releaseSQL, pq.Int64Array{c.ID}); err != nil {
+			d.cfg.Logger.Warn("release webhook claim", "delivery", c.ID, "error", err)
+		}
+		return
+	}
+	// The send is not cut short by a shutdown: it is bounded by the HTTP
+	// timeout, and cutting it would only cause a duplicate later.
+	sendCtx := context.WithoutCancel(ctx)
+	attemptedAt := d.cfg.Now()
+	res := d.send(sendCtx, c, attemptedAt)
+	finishCtx, cancel := context.WithTimeout(sendCtx, finishTimeout)
+	defer cancel()
+	if err := d.finish(finishCtx, c, attemptedAt, res); err != nil {
+		d.cfg.Logger.Error("record webhook attempt", "delivery", c.ID, "event", c.EventID, "error", err)
+	}
+}
+
+func (d *Dispatcher) send(ctx context.Context, c claimed, now time.Time) result {
+	secrets := []string{c.Secret}
+	if c.PreviousSecret.Valid && c.PreviousSecretExpiresAt.Valid && now.Before(c.PreviousSecretExpiresAt.Time) {
+		secrets = append(secrets, c.PreviousSecret.String)
+	}
+	signature, err := signatureHeader(secrets, c.EventID, now, c.Body)
+	if err != nil {
+		return result{outcome: "network_error", errText: "signing failed: " + err.Error()}
+	}
+	var remote netip.Addr
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if ap, err := netip.ParseAddrPort(info.Conn.RemoteAddr().String()); err == nil {
+			remote = ap.Addr()
+		}
+	}}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, c.URL, bytes.NewReader(c.Body))
+	if err != nil {
+		return result{outcome: "network_error", errText: truncate("bad request: " + err.Error())}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "chatpay-webhooks/1")
+	req.Header.Set(HeaderID, c.EventID)
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(HeaderSignature, signature)
+
+	start := time.Now()
+	resp, err := d.client.Do(req)
+	if err != nil {
+		res := result{outcome: "network_error", latency: time.Since(start), errText: truncate(describeSendError(err))}
+		if errors.Is(err, ErrRefusedAddress) {
+			// Say nothing about what lies behind the refused address.
+			res.outcome, res.errText = "refused", "refused: the URL leads to a non-public address"
+		}
+		return res
+	}
+	defer resp.Body.Close()
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, responseExcerptBytesMax))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, responseReadBytesMax)) // lets the connection be reused
+	res := result{statusCode: resp.StatusCode, latency: time.Since(start), outcome: "http_error"}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		res.outcome = "delivered"
+	}
+	if keepExcerpt(resp.StatusCode, remote) {
+		res.excerpt = validUTF8Prefix(head)
+	}
+	res.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	return res
+}
+
+// keepExcerpt stores a receiver's answer only for 2xx and 4xx from a public
+// address: a 5xx body may be an internal error page, and an answer from a
+// private address (allowed in development) must never be readable through
+// the delivery log, which would make webhooks a window into the network.
+func keepExcerpt(status int, remote netip.Addr) bool {
+	if !(status >= 200 && status < 300) && !(status >= 400 && status < 500) {
+		return false
+	}
+	return remote.IsValid() && IsPublic(remote)
+}
+
+func describeSendError(err error) string {
+	var netErr net.Error
+	var tlsErr *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &tlsErr):
+		return "TLS certificate not valid: " + tlsErr.Err.Error()
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "timed out"
+	}
+	return err.Error()
+}
+
+func parseRetryAfter(value string, now time.Time) time.Duration {
+	if value == "" {
+		return 0
+	}
+	if seconds, err := strconv.Atoi(strings.TrimSpace(value)); err == nil && seconds > 0 {
+		return time.Duration(seconds) * time.Second
+	}
+	if at, err := http.ParseTime(value); err == nil && at.After(now) {
+		return at.Sub(now)
+	}
+	return 0
+}
+
+func truncate(s string) string {
+	if len(s) <= errorTextBytesMax {
+		return s
+	}
+	return validUTF8Prefix([]byte(s[:errorTextBytesMax]))
+}
+
+// validUTF8Prefix drops a rune cut in half at the end and anything not UTF-8.
+func validUTF8Prefix(b []byte) string {
+	for len(b) > 0 && !utf8.Valid(b) {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}
+
+// nextDelay is the jittered delay before attempt number next (1-based),
+// stretched by Retry-After up to RetryAfterMax.
+func (d *Dispatcher) nextDelay(next int, retryAfter time.Duration) time.Duration {
+	base := d.cfg.RetrySchedule[next-1]
+	jitter := 1 + d.cfg.JitterFraction*(2*rand.Float64()-1)
+	delay := time.Duration(float64(base) * jitter)
+	return max(delay, min(retryAfter, d.cfg.RetryAfterMax))
+}
+
+const insertAttemptSQL = `
+INSERT INTO webhook_attempts (delivery_id, attempted_at, outcome, status_code, latency_ms, error, response_excerpt)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+// Only the claim holder writes the result; a stale holder whose lease was
+// taken over records its attempt but leaves the delivery to the new holder.
+const finishDeliverySQL = `
+UPDATE webhook_deliveries
+SET status = $3, attempt_count = $4, next_attempt_at = $5, claimed_until = NULL, claim_token = NULL,
+    last_attempt_at = $6, last_status_code = $7, last_error = $8, finished_at = $9
+WHERE id = $1 AND claim_token = $2`
+
+const endpointSucceededSQL = `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL`
+
+const endpointFailedSQL = `
+UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2)
+WHERE id = $1
+RETURNING owner_kind, owner_id, url, enabled, failing_since`
+
+// finish records the attempt and the delivery's next state in one
+// transaction. The endpoint row is locked before the delivery row, the same
+// order disableEndpoint uses, so the two cannot deadlock.
+func (d *Dispatcher) finish(ctx context.Context, c claimed, attemptedAt time.Time, res result) error {
+	attempt := c.AttemptCount + 1
+	status, nextAt := "pending", attemptedAt
+	var finishedAt *time.Time
+	switch {
+	case res.outcome == "delivered":
+		status, finishedAt = "delivered", &attemptedAt
+	case attempt >= len(d.cfg.RetrySchedule):
+		status, finishedAt = "failed", &attemptedAt
+	default:
+		nextAt = attemptedAt.Add(d.nextDelay(attempt+1, res.retryAfter))
+	}
+	var statusCode *int
+	if res.statusCode != 0 {
+		statusCode = &res.statusCode
+	}
+	lastError := res.errText
+	if lastError == "" && res.outcome == "http_error" {
+		lastError = "HTTP " + strconv.Itoa(res.statusCode)
+	}
+	leaseLost := false
+	err := database.WithTx(ctx, d.cfg.DB, nil, func(tx *sqlx.Tx) error {
+		health, err := d.updateEndpointHealth(ctx, tx, c.EndpointID, res.outcome == "delivered", attemptedAt)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, insertAttemptSQL, c.ID, attemptedAt, res.outcome, statusCode,
+			res.latency.Milliseconds(), res.errText, res.excerpt); err != nil {
+			return fmt.Errorf("insert attempt: %w", err)
+		}
+		r, err := tx.ExecContext(ctx, finishDeliverySQL, c.ID, c.ClaimToken, status, attempt, nextAt,
+			attemptedAt, statusCode, lastError, finishedAt)
+		if err != nil {
+			return fmt.Errorf("update delivery: %w", err)
+		}
+		n, err := rowsAffected(r)
+		if err != nil {
+			return err
+		}
+		leaseLost = n == 0
+		if health != nil {
+			return d.disable(ctx, tx, c.EndpointID, *health, attemptedAt)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if leaseLost {
+		d.cfg.Logger.Warn("webhook attempt recorded after its claim was lost", "delivery", c.ID, "error", errLeaseLost)
+	}
+	return nil
+}
+
+// failingEndpoint is an endpoint that has failed for longer than DisableAfter.
+type failingEndpoint struct {
+	OwnerKind    string    `db:"owner_kind"`
+	OwnerID      string    `db:"owner_id"`
+	URL          string    `db:"url"`
+	Enabled      bool      `db:"enabled"`
+	FailingSince time.Time `db:"failing_since"`
+}
+
+// updateEndpointHealth ends or extends the endpoint's failure streak, and
+// returns the endpoint when the streak has lasted long enough to disable it.
+func (d *Dispatcher) updateEndpointHealth(ctx context.Context, tx *sqlx.Tx, endpointID string, succeeded bool, now time.Time) (*failingEndpoint, error) {
+	if succeeded {
+		if _, err := tx.ExecContext(ctx, endpointSucceededSQL, endpointID); err != nil {
+			return nil, fmt.Errorf("mark endpoint healthy: %w", err)
+		}
+		return nil, nil
+	}
+	var ep failingEndpoint
+	err := sqlx.GetContext(ctx, tx, &ep, endpointFailedSQL, endpointID, now)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil // deleted meanwhile
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mark endpoint failing: %w", err)
+	}
+	if !ep.Enabled || now.Sub(ep.FailingSince) < d.cfg.DisableAfter {
+		return nil, nil
+	}
+	return &ep, nil
+}
+
+// disable turns the endpoint off and tells the owner's other endpoints; the
+// disabled one is skipped by the fan-out since it is no longer enabled.
+func (d *Dispatcher) disable(ctx context.Context, tx *sqlx.Tx, endpointID string, ep failingEndpoint, now time.Time) error {
+	owner := Owner{Kind: ep.OwnerKind, ID: ep.OwnerID}
+	reason := fmt.Sprintf("every delivery failed since %s", ep.FailingSince.UTC().Format(time.RFC3339))
+	if err := disableEndpoint(ctx, tx, endpointID, reason, now); err != nil {
+		return err
+	}
+	d.cfg.Logger.Warn("webhook endpoint disabled", "endpoint", endpointID, "owner", owner.String(), "reason", reason)
+	_, err := enqueue(ctx, tx, Event{
+		Type: TypeEndpointDisabled, CreatedAt: now, Owners: []Owner{owner}, OrderingKey: "owner:" + owner.String(),
+		Data: EndpointDisabledData{
+			Message:    fmt.Sprintf("Webhook endpoint %s was disabled: %s.", ep.URL, reason),
+			EndpointID: endpointID, URL: ep.URL, Reason: reason, FailingSince: ep.FailingSince.UTC(),
+		},
+	}, "")
+	return err
+}
+
+const disableEndpointSQL = `UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = $3 WHERE id = $1`
+
+// Deliveries still pending for a disabled endpoint end as failed, so that
+// "replay failed since" brings them back once the owner re-enables it.
+const failPendingSQL = `
+UPDATE webhook_deliveries
+SET status = 'failed', finished_at = $2, last_error = 'endpoint disabled', claimed_until = NULL, claim_token = NULL
+WHERE endpoint_id = $1 AND status = 'pending'`
+
+func disableEndpoint(ctx context.Context, tx *sqlx.Tx, endpointID, reason string, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, disableEndpointSQL, endpointID, reason, now); err != nil {
+		return fmt.Errorf("disable endpoint: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, failPendingSQL, endpointID, now); err != nil {
+		return fmt.Errorf("fail pending deliveries: %w", err)
+	}
+	return nil
+}

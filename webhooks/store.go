@@ -1,0 +1,350 @@
+package webhooks
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/chatpay/chatpay/internal/ids"
+	"github.com/chatpay/chatpay/internal/problem"
+)
+
+// endpointRow is an endpoint as stored, secrets included.
+type endpointRow struct {
+	ID                      string         `db:"id"`
+	OwnerKind               string         `db:"owner_kind"`
+	OwnerID                 string         `db:"owner_id"`
+	URL                     string         `db:"url"`
+	Description             string         `db:"description"`
+	EventTypes              pq.StringArray `db:"event_types"`
+	Secret                  string         `db:"secret"`
+	PreviousSecret          sql.NullString `db:"previous_secret"`
+	PreviousSecretExpiresAt sql.NullTime   `db:"previous_secret_expires_at"`
+	Enabled                 bool           `db:"enabled"`
+	DisabledReason          string         `db:"disabled_reason"`
+	FailingSince            sql.NullTime   `db:"failing_since"`
+	CreatedAt               time.Time      `db:"created_at"`
+	UpdatedAt               time.Time      `db:"updated_at"`
+}
+
+const endpointColumns = `id, owner_kind, owner_id, url, description, event_types, secret,
+	previous_secret, previous_secret_expires_at, enabled, disabled_reason, failing_since, created_at, updated_at`
+
+// secrets returns the secrets that sign at now: the current one, and the
+// previous one while its grace period lasts.
+func (r endpointRow) secrets(now time.Time) []string {
+	out := []string{r.Secret}
+	if r.PreviousSecret.Valid && r.PreviousSecretExpiresAt.Valid && now.Before(r.PreviousSecretExpiresAt.Time) {
+		out = append(out, r.PreviousSecret.String)
+	}
+	return out
+}
+
+const insertEndpointSQL = `
+INSERT INTO webhook_endpoints (id, owner_kind, owner_id, url, description, event_types, secret, enabled, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, true, $8, $8)
+RETURNING ` + endpointColumns
+
+func insertEndpoint(ctx context.Context, db sqlx.QueryerContext, owner Owner, in EndpointInput, secret string, now time.Time) (endpointRow, error) {
+	var row endpointRow
+	err := sqlx.GetContext(ctx, db, &row, insertEndpointSQL, ids.New("whe"), owner.Kind, owner.ID, in.URL,
+		in.Description, eventTypesArray(in.EventTypes), secret, now)
+	if err != nil {
+		return row, fmt.Errorf("insert webhook endpoint: %w", err)
+	}
+	return row, nil
+}
+
+// eventTypesArray stores "all types" as NULL.
+func eventTypesArray(types []string) any {
+	if len(types) == 0 {
+		return nil
+	}
+	return pq.StringArray(types)
+}
+
+const getEndpointSQL = `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE id = $1 AND owner_kind = $2 AND owner_id = $3`
+
+// getEndpoint returns the owner's endpoint, or a not_found problem for an
+// absent endpoint and for another owner's alike.
+func getEndpoint(ctx context.Context, db sqlx.QueryerContext, owner Owner, id string) (endpointRow, error) {
+	var row endpointRow
+	err := sqlx.GetContext(ctx, db, &row, getEndpointSQL, id, owner.Kind, owner.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return row, problem.NotFound("webhook endpoint")
+	}
+	if err != nil {
+		return row, fmt.Errorf("get webhook endpoint: %w", err)
+	}
+	return row, nil
+}
+
+const getEndpointForUpdateSQL = getEndpointSQL + ` FOR UPDATE`
+
+func getEndpointForUpdate(ctx context.Context, tx *sqlx.Tx, owner Owner, id string) (endpointRow, error) {
+	var row endpointRow
+	err := sqlx.GetContext(ctx, tx, &row, getEndpointForUpdateSQL, id, owner.Kind, owner.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return row, problem.NotFound("webhook endpoint")
+	}
+	if err != nil {
+		return row, fmt.Errorf("lock webhook endpoint: %w", err)
+	}
+	return row, nil
+}
+
+// The list is ordered newest first; the cursor is the last row's (created_at, id).
+const listEndpointsSQL = `
+SELECT ` + endpointColumns + ` FROM webhook_endpoints
+WHERE owner_kind = $1 AND owner_id = $2
+  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
+ORDER BY created_at DESC, id DESC
+LIMIT $5`
+
+func listEndpoints(ctx context.Context, db sqlx.QueryerContext, owner Owner, after *endpointCursor, limit int) ([]endpointRow, error) {
+	var at any
+	var id string
+	if after != nil {
+		at, id = after.CreatedAt, after.ID
+	}
+	var rows []endpointRow
+	if err := sqlx.SelectContext(ctx, db, &rows, listEndpointsSQL, owner.Kind, owner.ID, at, id, limit); err != nil {
+		return nil, fmt.Errorf("list webhook endpoints: %w", err)
+	}
+	return rows, nil
+}
+
+const updateEndpointSQL = `
+UPDATE webhook_endpoints
+SET url = $2, description = $3, event_types = $4, enabled = $5, disabled_reason = $6,
+    failing_since = $7, updated_at = $8
+WHERE id = $1
+RETURNING ` + endpointColumns
+
+func updateEndpoint(ctx context.Context, tx *sqlx.Tx, row endpointRow, now time.Time) (endpointRow, error) {
+	var out endpointRow
+	err := sqlx.GetContext(ctx, tx, &out, updateEndpointSQL, row.ID, row.URL, row.Description,
+		eventTypesArray(row.EventTypes), row.Enabled, row.DisabledReason, row.FailingSince, now)
+	if err != nil {
+		return out, fmt.Errorf("update webhook endpoint: %w", err)
+	}
+	return out, nil
+}
+
+const rotateSecretSQL = `
+UPDATE webhook_endpoints
+SET secret = $2, previous_secret = $3, previous_secret_expires_at = $4, updated_at = $5
+WHERE id = $1`
+
+func rotateSecret(ctx context.Context, tx *sqlx.Tx, id, secret, previous string, expiresAt, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, rotateSecretSQL, id, secret, previous, expiresAt, now); err != nil {
+		return fmt.Errorf("rotate webhook secret: %w", err)
+	}
+	return nil
+}
+
+const deleteEndpointSQL = `DELETE FROM webhook_endpoints WHERE id = $1 AND owner_kind = $2 AND owner_id = $3`
+
+func deleteEndpoint(ctx context.Context, db sqlx.ExecerContext, owner Owner, id string) error {
+	res, err := db.ExecContext(ctx, deleteEndpointSQL, id, owner.Kind, owner.ID)
+	if err != nil {
+		return fmt.Errorf("delete webhook endpoint: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("delete webhook endpoint: %w", err)
+	} else if n == 0 {
+		return problem.NotFound("webhook endpoint")
+	}
+	return nil
+}
+
+// Enqueue takes a per-conversation advisory lock that it keeps until the
+// caller's transaction ends, and only then draws the event's seq: a second
+// transaction of the same conversation waits for the first to commit or roll
+// back before drawing its own, so seq order is commit order within a
+// conversation. Hash collisions only make two conversations wait for each
+// other briefly.
+const lockConversationSQL = `SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1, 0))`
+
+// insertEventSQL writes the event and fans it out to the matching enabled
+// endpoints of its owners (or to one target endpoint for a test ping) in one
+// statement, then notifies the dispatchers; PostgreSQL delivers the
+// notification at commit, and never after a rollback.
+const insertEventSQL = `
+WITH event AS (
+    INSERT INTO webhook_events (id, type, owners, ordering_key, seq, body, created_at)
+    VALUES ($1, $2, $3, $4, nextval('webhook_event_seq'), $5, $6)
+    RETURNING id, seq, ordering_key, created_at
+), fanout AS (
+    INSERT INTO webhook_deliveries (event_id, endpoint_id, ordering_key, seq, status, next_attempt_at, created_at)
+    SELECT event.id, e.id, event.ordering_key, event.seq, 'pending', event.created_at, event.created_at
+    FROM event, webhook_endpoints e
+    WHERE e.enabled
+      AND (e.owner_kind, e.owner_id) IN (SELECT k, i FROM unnest($7::text[], $8::text[]) AS o(k, i))
+      AND CASE WHEN $9 = '' THEN e.event_types IS NULL OR $2 = ANY (e.event_types) ELSE e.id = $9 END
+    RETURNING 1
+)
+SELECT count(*) FROM fanout`
+
+const notifySQL = `SELECT pg_notify($1, '')`
+
+func insertEvent(ctx context.Context, tx sqlx.ExtContext, e Event, body []byte, targetEndpointID string) (int, error) {
+	if _, err := tx.ExecContext(ctx, lockConversationSQL, e.OrderingKey); err != nil {
+		return 0, fmt.Errorf("lock conversation: %w", err)
+	}
+	owners := make([]string, len(e.Owners))
+	kinds := make([]string, len(e.Owners))
+	ownerIDs := make([]string, len(e.Owners))
+	for i, o := range e.Owners {
+		owners[i], kinds[i], ownerIDs[i] = o.String(), o.Kind, o.ID
+	}
+	var deliveries int
+	err := sqlx.GetContext(ctx, tx, &deliveries, insertEventSQL, e.ID, e.Type, pq.StringArray(owners), e.OrderingKey,
+		body, e.CreatedAt, pq.StringArray(kinds), pq.StringArray(ownerIDs), targetEndpointID)
+	if err != nil {
+		return 0, fmt.Errorf("insert webhook event: %w", err)
+	}
+	if deliveries > 0 {
+		if _, err := tx.ExecContext(ctx, notifySQL, NotifyChannel); err != nil {
+			return 0, fmt.Errorf("notify dispatchers: %w", err)
+		}
+	}
+	return deliveries, nil
+}
+
+// deliveryRow is a delivery as listed, with its event's type.
+type deliveryRow struct {
+	ID             int64           `db:"id"`
+	EventID        string          `db:"event_id"`
+	EventType      string          `db:"event_type"`
+	Status         string          `db:"status"`
+	AttemptCount   int             `db:"attempt_count"`
+	NextAttemptAt  time.Time       `db:"next_attempt_at"`
+	LastStatusCode sql.NullInt32   `db:"last_status_code"`
+	LastError      string          `db:"last_error"`
+	CreatedAt      time.Time       `db:"created_at"`
+	FinishedAt     sql.NullTime    `db:"finished_at"`
+	Body           json.RawMessage `db:"body"`
+}
+
+const listDeliveriesSQL = `
+SELECT d.id, d.event_id, ev.type AS event_type, d.status, d.attempt_count, d.next_attempt_at,
+       d.last_status_code, d.last_error, d.created_at, d.finished_at, ev.body
+FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
+WHERE d.endpoint_id = $1 AND ($2 = 0 OR d.id < $2) AND ($3 = '' OR d.status = $3)
+ORDER BY d.id DESC
+LIMIT $4`
+
+func listDeliveries(ctx context.Context, db sqlx.QueryerContext, endpointID string, before int64, status string, limit int) ([]deliveryRow, error) {
+	var rows []deliveryRow
+	if err := sqlx.SelectContext(ctx, db, &rows, listDeliveriesSQL, endpointID, before, status, limit); err != nil {
+		return nil, fmt.Errorf("list webhook deliveries: %w", err)
+	}
+	return rows, nil
+}
+
+type attemptRow struct {
+	DeliveryID      int64         `db:"delivery_id"`
+	AttemptedAt     time.Time     `db:"attempted_at"`
+	Outcome         string        `db:"outcome"`
+	StatusCode      sql.NullInt32 `db:"status_code"`
+	LatencyMS       int           `db:"latency_ms"`
+	Error           string        `db:"error"`
+	ResponseExcerpt string        `db:"response_excerpt"`
+}
+
+const listAttemptsSQL = `
+SELECT delivery_id, attempted_at, outcome, status_code, latency_ms, error, response_excerpt
+FROM (
+    SELECT a.*, row_number() OVER (PARTITION BY delivery_id ORDER BY id DESC) AS newest
+    FROM webhook_attempts a WHERE delivery_id = ANY ($1)
+) a
+WHERE newest <= $2
+ORDER BY delivery_id, attempted_at DESC`
+
+func listAttempts(ctx context.Context, db sqlx.QueryerContext, deliveryIDs []int64) ([]attemptRow, error) {
+	var rows []attemptRow
+	if err := sqlx.SelectContext(ctx, db, &rows, listAttemptsSQL, pq.Int64Array(deliveryIDs), attemptsShownMax); err != nil {
+		return nil, fmt.Errorf("list webhook attempts: %w", err)
+	}
+	return rows, nil
+}
+
+// resetDeliveryColumns starts a new delivery cycle. A fresh seq puts the
+// replay at the back of its conversation instead of blocking newer events.
+const resetDeliveryColumns = `status = 'pending', attempt_count = 0, next_attempt_at = $1,
+    claimed_until = NULL, claim_token = NULL, finished_at = NULL, last_error = ''`
+
+const replayEventSQL = `
+UPDATE webhook_deliveries d SET ` + resetDeliveryColumns + `, seq = nextval('webhook_event_seq')
+FROM webhook_endpoints e
+WHERE d.endpoint_id = e.id AND d.event_id = $2 AND e.owner_kind = $3 AND e.owner_id = $4
+  AND e.enabled AND d.status <> 'pending' AND ($5 = '' OR e.id = $5)`
+
+const eventVisibleSQL = `
+SELECT ev.ordering_key FROM webhook_events ev
+WHERE ev.id = $1 AND EXISTS (
+    SELECT 1 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+    WHERE d.event_id = ev.id AND e.owner_kind = $2 AND e.owner_id = $3 AND ($4 = '' OR e.id = $4))`
+
+func replayEvent(ctx context.Context, tx *sqlx.Tx, owner Owner, eventID, endpointID string, now time.Time) (int, error) {
+	var orderingKey string
+	err := sqlx.GetContext(ctx, tx, &orderingKey, eventVisibleSQL, eventID, owner.Kind, owner.ID, endpointID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, problem.NotFound("webhook event")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find webhook event: %w", err)
+	}
+	// The same lock Enqueue takes keeps the replay's new seq in commit order.
+	if _, err := tx.ExecContext(ctx, lockConversationSQL, orderingKey); err != nil {
+		return 0, fmt.Errorf("lock conversation: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, replayEventSQL, now, eventID, owner.Kind, owner.ID, endpointID)
+	if err != nil {
+		return 0, fmt.Errorf("replay webhook event: %w", err)
+	}
+	return rowsAffected(res)
+}
+
+// The new seqs are drawn in the old seq order, so replayed events of one
+// conversation keep their relative order.
+const replayFailedSQL = `
+UPDATE webhook_deliveries d SET ` + resetDeliveryColumns + `, seq = picked.new_seq
+FROM (
+    SELECT id, nextval('webhook_event_seq') AS new_seq
+    FROM (SELECT id FROM webhook_deliveries
+          WHERE endpoint_id = $2 AND status = 'failed' AND created_at >= $3
+          ORDER BY seq
+          LIMIT $4) oldest
+) picked
+WHERE d.id = picked.id`
+
+func replayFailed(ctx context.Context, tx *sqlx.Tx, endpointID string, since, now time.Time) (int, error) {
+	res, err := tx.ExecContext(ctx, replayFailedSQL, now, endpointID, since, replayBatchMax)
+	if err != nil {
+		return 0, fmt.Errorf("replay failed webhook deliveries: %w", err)
+	}
+	return rowsAffected(res)
+}
+
+func rowsAffected(res sql.Result) (int, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("rows affected: %w", err)
+	}
+	return int(n), nil
+}
+
+func notify(ctx context.Context, tx sqlx.ExecerContext) error {
+	if _, err := tx.ExecContext(ctx, notifySQL, NotifyChannel); err != nil {
+		return fmt.Errorf("notify dispatchers: %w", err)
+	}
+	return nil
+}
