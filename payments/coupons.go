@@ -28,27 +28,27 @@ const (
 
 // Coupon is one issued voucher with its rules snapshotted at purchase.
 type Coupon struct {
-	ID         string         `db:"id"`
-	OrderID    string         `db:"order_id"`
-	LineNo     int            `db:"line_no"`
-	MerchantID string         `db:"merchant_id"`
-	ShopperID  string         `db:"shopper_id"`
-	ItemID     string         `db:"item_id"`
-	Code       string         `db:"code"`
-	Secret     []byte         `db:"secret"`
-	RulesJSON  []byte         `db:"rules"`
-	TimeZone   string         `db:"time_zone"`
-	ValueMinor int64          `db:"value_minor"`
-	Currency   string         `db:"currency"`
-	IssuedAt   time.Time      `db:"issued_at"`
-	ValidUntil sql.NullTime   `db:"valid_until"`
-	UsesTotal  int            `db:"uses_total"`
-	UsesLeft   int            `db:"uses_left"`
-	Status     string         `db:"status"`
-	ClosedAt   sql.NullTime   `db:"closed_at"`
-	Title      string         `db:"title"`
-	RulesText  string         `db:"-"`
-	Rules      catalog.Rules  `db:"-"`
+	ID         string        `db:"id"`
+	OrderID    string        `db:"order_id"`
+	LineNo     int           `db:"line_no"`
+	MerchantID string        `db:"merchant_id"`
+	ShopperID  string        `db:"shopper_id"`
+	ItemID     string        `db:"item_id"`
+	Code       string        `db:"code"`
+	Secret     []byte        `db:"secret"`
+	RulesJSON  []byte        `db:"rules"`
+	TimeZone   string        `db:"time_zone"`
+	ValueMinor int64         `db:"value_minor"`
+	Currency   string        `db:"currency"`
+	IssuedAt   time.Time     `db:"issued_at"`
+	ValidUntil sql.NullTime  `db:"valid_until"`
+	UsesTotal  int           `db:"uses_total"`
+	UsesLeft   int           `db:"uses_left"`
+	Status     string        `db:"status"`
+	ClosedAt   sql.NullTime  `db:"closed_at"`
+	Title      string        `db:"title"`
+	RulesText  string        `db:"-"`
+	Rules      catalog.Rules `db:"-"`
 }
 
 // couponAlphabet is Crockford's base32: no I, L, O, U, so codes survive

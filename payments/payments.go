@@ -23,11 +23,11 @@ import (
 
 // Limits of a checkout.
 const (
-	CheckoutTTLDefault = 15 * time.Minute
-	CheckoutTTLMax     = 24 * time.Hour
-	LinesMax           = 20
-	LineQuantityMax    = 100
-	ListPageSizeMax    = 100
+	CheckoutTTLDefault  = 15 * time.Minute
+	CheckoutTTLMax      = 24 * time.Hour
+	LinesMax            = 20
+	LineQuantityMax     = 100
+	ListPageSizeMax     = 100
 	ListPageSizeDefault = 20
 )
 
