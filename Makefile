@@ -11,7 +11,7 @@ build:
 	$(GO) build -o $(BIN) ./cmd/chatpay
 
 run: ensure-postgres build
-	./$(BIN) serve
+	./$(BIN) serve --demo
 
 test: ensure-postgres ensure-chromium
 	$(GO) vet ./...

@@ -51,6 +51,8 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		"base URL shoppers reach the pages at, printed in QR codes (env CHATPAY_PUBLIC_URL; default http://<listen>)")
 	fs.StringVar(&cfg.PlatformFee, "platform-fee", envOr(env, "CHATPAY_PLATFORM_FEE", "0.02"),
 		"platform fee as a fraction of recognised revenue (env CHATPAY_PLATFORM_FEE)")
+	demo := fs.Bool("demo", envBool(env, "CHATPAY_DEMO"),
+		"seed the tea-card merchant, a demo channel and shopper, print the item QR, and show webhooks arriving in a local chat-sim (env CHATPAY_DEMO)")
 	webhookCfg := webhookFlags(fs, env)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
@@ -85,9 +87,19 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 
 	app, err := newApp(db, migrator, logger, appConfig{
 		Now: time.Now, PublicBaseURL: cfg.PublicURL, PlatformFee: fee, ListenDSN: cfg.dsn, Webhooks: *webhookCfg,
+		// The demo's chat-sim listens on loopback; a real deployment never allows that.
+		AllowPrivateWebhooks: *demo,
 	})
 	if err != nil {
 		return err
+	}
+
+	if *demo {
+		stopDemo, err := app.startDemo(ctx, cfg.DataDir, env.stdout)
+		if err != nil {
+			return err
+		}
+		defer stopDemo()
 	}
 
 	listener, err := net.Listen("tcp", cfg.Listen)
