@@ -9,14 +9,20 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/internal/database"
+	"github.com/chatpay/chatpay/internal/httpapi"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/testdb"
 	"github.com/chatpay/chatpay/ledger"
@@ -125,7 +131,55 @@ func (ta *testApp) call(method, path, bearer, idemKey string, body any) apiRespo
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	ta.checkAgainstOpenAPI(req, resp, raw)
 	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+var (
+	openAPIOnce   sync.Once
+	openAPIRouter routers.Router
+	openAPIErr    error
+)
+
+// checkAgainstOpenAPI validates every documented response against
+// openapi.yaml, so the document cannot drift from what the server says.
+// Routes other packages document and test themselves are skipped here.
+func (ta *testApp) checkAgainstOpenAPI(req *http.Request, resp *http.Response, body []byte) {
+	ta.t.Helper()
+	if !strings.HasPrefix(req.URL.Path, "/v1/channel/") && !strings.HasPrefix(req.URL.Path, "/v1/orders") {
+		return
+	}
+	openAPIOnce.Do(func() {
+		doc, err := openapi3.NewLoader().LoadFromData(httpapi.OpenAPI)
+		if err != nil {
+			openAPIErr = err
+			return
+		}
+		if openAPIErr = doc.Validate(context.Background()); openAPIErr != nil {
+			return
+		}
+		doc.Servers = nil // match any host: the test server's port changes
+		openAPIRouter, openAPIErr = legacy.NewRouter(doc)
+	})
+	if openAPIErr != nil {
+		ta.t.Fatalf("openapi.yaml: %v", openAPIErr)
+	}
+	route, params, err := openAPIRouter.FindRoute(req)
+	if err != nil {
+		ta.t.Errorf("%s %s is not in openapi.yaml: %v", req.Method, req.URL.Path, err)
+		return
+	}
+	input := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
+		Status:  resp.StatusCode,
+		Header:  resp.Header,
+		Body:    io.NopCloser(bytes.NewReader(body)),
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), input); err != nil {
+		ta.t.Errorf("%s %s → %d does not match openapi.yaml: %v\n%s", req.Method, req.URL.Path, resp.StatusCode, err, body)
+	}
 }
 
 // merchant creates a merchant through the operator path and returns its API key.
