@@ -280,25 +280,45 @@ func (a *app) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		})
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		ticker := time.NewTicker(idempotencyPurgeEvery)
+	a.every(ctx, wg, "purge idempotency keys", idempotencyPurgeEvery, func(ctx context.Context) (int64, error) {
+		return a.idempotency.Purge(ctx, 2*idempotency.RetentionMin)
+	})
+	a.every(ctx, wg, "expire checkouts", checkoutExpiryEvery, func(ctx context.Context) (int64, error) {
+		n, err := a.payments.ExpireCheckouts(ctx, checkoutExpiryBatchMax)
+		return int64(n), err
+	})
+}
+
+// checkoutExpiryEvery is how often open checkouts past their expiry are
+// closed and their reserved stock returned; checkoutExpiryBatchMax bounds
+// one round's transaction.
+const (
+	checkoutExpiryEvery    = 15 * time.Second
+	checkoutExpiryBatchMax = 500
+)
+
+// every runs job at each interval until ctx ends, logging what it did. Jobs
+// are safe in several processes at once (they claim rows with SKIP LOCKED
+// or delete idempotently), so every node runs them.
+func (a *app) every(ctx context.Context, wg *sync.WaitGroup, name string, interval time.Duration, job func(context.Context) (int64, error)) {
+	wg.Go(func() {
+		ticker := time.NewTicker(interval)
 		defer ticker.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-ticker.C:
-				n, err := a.idempotency.Purge(ctx, 2*idempotency.RetentionMin)
-				if err != nil {
-					a.logger.Error("purge idempotency keys", "error", err)
-				} else if n > 0 {
-					a.logger.Info("purged idempotency keys", "count", n)
+				n, err := job(ctx)
+				switch {
+				case err != nil && ctx.Err() == nil:
+					a.logger.Error(name, "error", err)
+				case n > 0:
+					a.logger.Info(name, "count", n)
 				}
 			}
 		}
-	}()
+	})
 }
 
 // logWriter turns line-oriented progress output into info log lines.

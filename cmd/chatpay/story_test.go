@@ -424,3 +424,56 @@ func TestCheckoutPageRefusesBadLaunchContexts(t *testing.T) {
 		}
 	})
 }
+
+// A bot's checkout reserves stock; once it expires the expiry job returns the
+// stock, and confirming it afterwards is refused. Canceling returns it too.
+func TestReservedStockReturnsOnExpiryAndCancel(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	_, key := ta.merchant("McDonald's", "Asia/Shanghai")
+	itemID := ta.call("POST", "/v1/items", key, "", teaCard(10)).JSON(t)["id"].(string)
+	channel := ta.channel()
+	shopperID := ta.call("POST", "/v1/channel/shoppers", channel.APIKey, "", map[string]any{"user_id": "42"}).JSON(t)["id"].(string)
+	ta.fund(shopperID, 1000, "CNY")
+	stock := func() int {
+		return ta.count(`SELECT COALESCE(sum(quantity), 0) FROM item_stock WHERE item_id = $1`, itemID)
+	}
+	open := func(quantity int) string {
+		co := ta.call("POST", "/v1/channel/checkouts", channel.APIKey, "", map[string]any{
+			"shopper_id": shopperID, "lines": []map[string]any{{"item_id": itemID, "quantity": quantity}}})
+		if co.Status != http.StatusCreated {
+			t.Fatalf("checkout: %d %s", co.Status, co.Body)
+		}
+		return co.JSON(t)["id"].(string)
+	}
+
+	expiring := open(2)
+	if stock() != 8 {
+		t.Fatalf("stock %d after reserving 2", stock())
+	}
+	ta.clock.Set(storyStart.Add(payments.CheckoutTTLDefault))
+	if n, err := ta.app.payments.ExpireCheckouts(context.Background(), 100); err != nil || n != 1 {
+		t.Fatalf("expired %d: %v", n, err)
+	}
+	if stock() != 10 {
+		t.Fatalf("stock %d after expiry, want 10", stock())
+	}
+	late := ta.call("POST", "/v1/channel/checkouts/"+expiring+"/confirm", channel.APIKey, "late", nil)
+	if late.Status != http.StatusConflict || late.JSON(t)["code"] != payments.CodeCheckoutExpired {
+		t.Fatalf("confirm after expiry: %d %s", late.Status, late.Body)
+	}
+
+	canceled := open(1)
+	if stock() != 9 {
+		t.Fatalf("stock %d after reserving 1", stock())
+	}
+	if resp := ta.call("POST", "/v1/channel/checkouts/"+canceled+"/cancel", channel.APIKey, "cancel-1", nil); resp.Status != http.StatusOK {
+		t.Fatalf("cancel: %d %s", resp.Status, resp.Body)
+	}
+	if stock() != 10 {
+		t.Fatalf("stock %d after cancel, want 10", stock())
+	}
+	if n := ta.count(`SELECT count(*) FROM orders`); n != 0 {
+		t.Fatalf("%d orders", n)
+	}
+	assertVerifyClean(t, ta)
+}
