@@ -119,15 +119,22 @@ func (s *Service) CreateCheckout(ctx context.Context, tx *sqlx.Tx, req CheckoutR
 	if _, err := sqlx.NamedExecContext(ctx, tx, insertCheckout, co); err != nil {
 		return Checkout{}, fmt.Errorf("insert checkout: %w", err)
 	}
+	if err := insertCheckoutLines(ctx, tx, co); err != nil {
+		return Checkout{}, err
+	}
+	return co, nil
+}
+
+func insertCheckoutLines(ctx context.Context, tx *sqlx.Tx, co Checkout) error {
 	const insertLine = `
 		INSERT INTO checkout_lines (checkout_id, line_no, item_id, quantity, unit_price_minor)
 		VALUES ($1, $2, $3, $4, $5)`
 	for _, l := range co.Lines {
 		if _, err := tx.ExecContext(ctx, insertLine, co.ID, l.LineNo, l.ItemID, l.Quantity, l.UnitPriceMinor); err != nil {
-			return Checkout{}, fmt.Errorf("insert checkout line: %w", err)
+			return fmt.Errorf("insert checkout line: %w", err)
 		}
 	}
-	return co, nil
+	return nil
 }
 
 // priceLines validates requested lines against the catalog: every item
@@ -235,7 +242,9 @@ func limitReached(item catalog.Item, bought int) error {
 		With("limit", limit).With("remaining", max(0, limit-bought))
 }
 
-const checkoutColumns = `id, merchant_id, shopper_id, chat_id, qr_id, status, reserved, currency, total_minor, order_id, created_at, expires_at, closed_at`
+// A till checkout has no shopper until one scans its code: read as "".
+const checkoutColumns = `id, merchant_id, COALESCE(shopper_id, '') AS shopper_id, COALESCE(chat_id, '') AS chat_id,
+	qr_id, status, reserved, currency, total_minor, order_id, created_at, expires_at, closed_at`
 
 // checkoutForUpdate locks a shopper's checkout; other shoppers' are not found.
 func checkoutForUpdate(ctx context.Context, tx *sqlx.Tx, id, shopperID string) (Checkout, error) {

@@ -45,6 +45,7 @@ func (h *HTTP) Register(e *echo.Echo) {
 	v1.POST("/channel/checkouts/:id/cancel", h.cancel, channel)
 
 	merchant := catalog.RequireMerchantKey(h.catalog)
+	v1.POST("/checkouts", h.createTillCheckout, merchant)
 	v1.GET("/orders", h.listOrders, merchant)
 	v1.GET("/orders/:id", h.getOrder, merchant)
 }
@@ -259,4 +260,43 @@ func (h *HTTP) getOrder(c echo.Context) error {
 		out.Coupons = append(out.Coupons, toCouponJSON(cp))
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+type tillCheckoutRequest struct {
+	TTLSeconds int `json:"ttl_seconds"`
+	Lines      []struct {
+		ItemID   string `json:"item_id"`
+		Quantity int    `json:"quantity"`
+	} `json:"lines"`
+}
+
+type tillCheckoutJSON struct {
+	Checkout checkoutJSON `json:"checkout"`
+	QRCodeID string       `json:"qr_code_id"`
+	URL      string       `json:"url"`
+}
+
+// createTillCheckout is the point of sale's "show a code to pay": a checkout
+// of the merchant's items and its one-time QR code.
+func (h *HTTP) createTillCheckout(c echo.Context) error {
+	var in tillCheckoutRequest
+	body, err := httpapi.BindJSON(c, &in)
+	if err != nil {
+		return err
+	}
+	m := merchantOf(c)
+	lines := make([]LineRequest, 0, len(in.Lines))
+	for _, l := range in.Lines {
+		lines = append(lines, LineRequest{ItemID: l.ItemID, Quantity: l.Quantity})
+	}
+	ttl := time.Duration(in.TTLSeconds) * time.Second
+	return h.idempotency.Handle(c, "merchant:"+m.ID, body, func(tx *sqlx.Tx) (int, any, error) {
+		till, err := h.service.CreateTillCheckout(c.Request().Context(), tx, m.ID, lines, ttl)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusCreated, tillCheckoutJSON{
+			Checkout: toCheckoutJSON(till.Checkout), QRCodeID: till.Code.ID, URL: h.service.qr.URL(till.Code.Token),
+		}, nil
+	})
 }

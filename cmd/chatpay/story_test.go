@@ -13,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/makiuchi-d/gozxing"
 	gozxingqr "github.com/makiuchi-d/gozxing/qrcode"
 
+	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/money"
+	"github.com/chatpay/chatpay/internal/problem"
 	"github.com/chatpay/chatpay/ledger"
 	"github.com/chatpay/chatpay/payments"
 )
@@ -476,4 +479,74 @@ func TestReservedStockReturnsOnExpiryAndCancel(t *testing.T) {
 		t.Fatalf("%d orders", n)
 	}
 	assertVerifyClean(t, ta)
+}
+
+// A till shows a one-time code bound to an amount: the first shopper who pays
+// it gets the order; a shopper short of money leaves it usable; a second
+// payment is refused as used; an expired code is refused as expired.
+func TestTillCheckoutCodeIsOneTime(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	_, key := ta.merchant("McDonald's", "Asia/Shanghai")
+	itemID := ta.call("POST", "/v1/items", key, "", teaCard(10)).JSON(t)["id"].(string)
+	channel := ta.channel()
+	till := ta.call("POST", "/v1/checkouts", key, "till-1", map[string]any{
+		"lines": []map[string]any{{"item_id": itemID, "quantity": 2}}, "ttl_seconds": 120})
+	if till.Status != http.StatusCreated {
+		t.Fatalf("till checkout: %d %s", till.Status, till.Body)
+	}
+	doc := till.JSON(t)
+	if total := doc["checkout"].(map[string]any)["total"].(map[string]any)["amount"]; total != "6.00" {
+		t.Fatalf("total %v", total)
+	}
+	codeURL := doc["url"].(string)
+	token := codeURL[strings.LastIndex(codeURL, "/")+1:]
+
+	pay := func(userID string, funds int64) (payments.Receipt, error) {
+		sh, err := ta.app.payments.EnsureShopper(context.Background(), ta.db, channel.Channel.ID, userID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if funds > 0 {
+			ta.fund(sh.ID, funds, "CNY")
+		}
+		var receipt payments.Receipt
+		err = database.WithTx(context.Background(), ta.db, nil, func(tx *sqlx.Tx) error {
+			var err error
+			receipt, err = ta.app.payments.PayTillCheckout(context.Background(), tx, token, sh, "chat-"+userID)
+			return err
+		})
+		return receipt, err
+	}
+	if _, err := pay("poor", 100); problemCode(err) != "insufficient_funds" {
+		t.Fatalf("short shopper: %v", err)
+	}
+	receipt, err := pay("rich", 1000)
+	if err != nil {
+		t.Fatalf("pay: %v", err)
+	}
+	if receipt.Order.TotalMinor != 600 || len(receipt.Coupons) != 2 {
+		t.Fatalf("receipt %+v", receipt.Order)
+	}
+	if _, err := pay("late", 1000); problemCode(err) != "qr_used" {
+		t.Fatalf("second payer: %v", err)
+	}
+
+	expiring := ta.call("POST", "/v1/checkouts", key, "till-2", map[string]any{
+		"lines": []map[string]any{{"item_id": itemID, "quantity": 1}}, "ttl_seconds": 60}).JSON(t)["url"].(string)
+	token = expiring[strings.LastIndex(expiring, "/")+1:]
+	ta.clock.Set(storyStart.Add(61 * time.Second))
+	if _, err := pay("rich", 0); problemCode(err) != "qr_expired" {
+		t.Fatalf("expired code: %v", err)
+	}
+	assertVerifyClean(t, ta)
+}
+
+func problemCode(err error) string {
+	if p, ok := problem.As(err); ok {
+		return p.Code
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return ""
 }
