@@ -342,7 +342,10 @@ func TestLatency(t *testing.T) {
 	r := newReceiver(t, nil)
 	f.endpoint(t, channel, r)
 	cfg := f.fastConfig(t)
-	cfg.PollInterval = time.Second // the production fallback: LISTEN must do the work
+	// No poll within the test's time: only NOTIFY can wake the dispatcher, so
+	// every delivery proves the wake-up; the figures are logged, not asserted,
+	// as timings on a shared machine are noise (chatpay bench measures them).
+	cfg.PollInterval = time.Hour
 	start(t, newDispatcher(t, cfg))
 	// Measure only once LISTEN is connected; on a loaded machine that can take
 	// longer than a poll interval.
@@ -357,7 +360,7 @@ func TestLatency(t *testing.T) {
 		committed[e.ID] = time.Now()
 		time.Sleep(2 * time.Millisecond)
 	}
-	waitFor(t, 30*time.Second, "deliveries", func() bool { a, _ := r.snapshot(); return len(a) == events })
+	waitFor(t, 60*time.Second, "deliveries woken by NOTIFY", func() bool { a, _ := r.snapshot(); return len(a) == events })
 	accepted, _ := r.snapshot()
 	latencies := make([]time.Duration, 0, events)
 	for _, a := range accepted {
@@ -366,7 +369,4 @@ func TestLatency(t *testing.T) {
 	slices.Sort(latencies)
 	p50, p99 := latencies[len(latencies)/2], latencies[len(latencies)*99/100]
 	t.Logf("commit → receipt over %d events: p50 %s, p99 %s, max %s", events, p50, p99, latencies[len(latencies)-1])
-	if p50 > 500*time.Millisecond {
-		t.Errorf("p50 %s: LISTEN/NOTIFY does not seem to wake the dispatcher", p50)
-	}
 }
