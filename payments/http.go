@@ -48,6 +48,7 @@ func (h *HTTP) Register(e *echo.Echo) {
 	v1.POST("/checkouts", h.createTillCheckout, merchant)
 	v1.GET("/orders", h.listOrders, merchant)
 	v1.GET("/orders/:id", h.getOrder, merchant)
+	h.registerAfterSale(v1, channel, merchant)
 }
 
 func channelOf(c echo.Context) Channel {

@@ -1,6 +1,8 @@
 // Package payments is where money changes hands: channels (messenger
 // backends) and their shoppers, checkout sessions, the one-tap confirmation
-// that pays an order, wallets, and the coupons a voucher sale issues.
+// that pays an order, wallets and their top-ups through a payment provider,
+// the coupons a voucher sale issues, their redemption at the till, refunds
+// and expiry (docs/aftersale.md).
 //
 // Every confirmation is one database transaction that takes stock (or
 // converts the checkout's reservation), enforces the per-shopper limit,
@@ -49,6 +51,9 @@ type Config struct {
 	PlatformFee  money.Rate
 	CheckoutTTL  time.Duration
 	LaunchMaxAge time.Duration
+	// Provider funds wallets (top-ups); nil answers top-ups with
+	// provider_unavailable.
+	Provider Provider
 }
 
 // Service runs the payment flows.
@@ -61,6 +66,7 @@ type Service struct {
 	fee          money.Rate
 	checkoutTTL  time.Duration
 	launchMaxAge time.Duration
+	provider     Provider
 }
 
 // NewService wires the payment flows to their collaborators.
@@ -71,6 +77,7 @@ func NewService(db *sqlx.DB, now func() time.Time, l *ledger.Ledger, c *catalog.
 	return &Service{
 		db: db, now: now, ledger: l, catalog: c, qr: q,
 		fee: cfg.PlatformFee, checkoutTTL: cfg.CheckoutTTL, launchMaxAge: cfg.LaunchMaxAge,
+		provider: cfg.Provider,
 	}
 }
 

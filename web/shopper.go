@@ -48,14 +48,24 @@ type Shopper struct {
 	db          *sqlx.DB
 	logger      *slog.Logger
 	templates   *template.Template
+	now         func() time.Time
 }
 
 // NewShopper returns the shopper pages.
 func NewShopper(p *payments.Service, c *catalog.Service, q *qr.Service, idem *idempotency.Store, db *sqlx.DB, logger *slog.Logger) *Shopper {
 	return &Shopper{
 		payments: p, catalog: c, qr: q, idempotency: idem, db: db, logger: logger,
-		templates: template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")),
+		templates: template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/checkout.html", "templates/receipt.html",
+			"templates/message.html", "templates/layout.html")),
+		now: time.Now,
 	}
+}
+
+// WithClock sets the clock the receipt's rotating coupon QR is made with;
+// the wiring passes the app's injected clock.
+func (h *Shopper) WithClock(now func() time.Time) *Shopper {
+	h.now = now
+	return h
 }
 
 // Register mounts /q/:token (checkout) and /receipts/:id.
@@ -67,14 +77,27 @@ func (h *Shopper) Register(e *echo.Echo) {
 
 var funcs = template.FuncMap{
 	"money": func(a money.Amount) string { return a.String() },
+	// page bundles what the shared head needs: the title, the wording and
+	// an optional reload interval in seconds.
+	"page": func(title string, t *shopperText, refreshSeconds int) headData {
+		return headData{Title: title, T: t, Refresh: refreshSeconds}
+	},
+}
+
+type headData struct {
+	Title   string
+	T       *shopperText
+	Refresh int
 }
 
 // messagePage is the one page for every state that is not a checkout: a
 // revoked code, a stale launch, an unknown receipt.
 type messagePage struct {
+	T       *shopperText
 	Title   string
 	Message string
 	Hint    string
+	Code    string
 }
 
 func (h *Shopper) render(c echo.Context, status int, name string, data any) error {
@@ -89,24 +112,25 @@ func (h *Shopper) render(c echo.Context, status int, name string, data any) erro
 
 // renderProblem shows a domain refusal as a page a shopper can read.
 func (h *Shopper) renderProblem(c echo.Context, err error) error {
+	t := shopperTextFor(c.Request().Header.Get("Accept-Language"))
 	p, ok := problem.As(err)
 	if !ok {
 		h.logger.ErrorContext(c.Request().Context(), "shopper page failed", "error", err, "path", c.Request().URL.Path)
 		return h.render(c, http.StatusInternalServerError, "message.html", messagePage{
-			Title: "Something went wrong", Message: "We could not complete this. Nothing was charged.", Hint: "Please try again in a moment."})
+			T: t, Title: t.WrongTitle, Message: t.WrongMessage, Hint: t.WrongHint, Code: "internal_error"})
 	}
-	page := messagePage{Title: "Sorry", Message: p.Detail}
+	page := messagePage{T: t, Title: t.ErrorTitle, Message: p.Detail, Code: p.Code}
 	switch p.Code {
 	case qr.CodeRevoked:
-		page = messagePage{Title: "This code is no longer valid", Message: "The merchant has withdrawn this QR code.", Hint: "Ask the merchant for a current one."}
+		page = messagePage{T: t, Title: t.RevokedTitle, Message: t.RevokedMessage, Hint: t.RevokedHint, Code: p.Code}
 	case qr.CodeExpired:
-		page = messagePage{Title: "This code has expired", Message: "The payment code was only valid for a few minutes.", Hint: "Ask the cashier to show a new code."}
+		page = messagePage{T: t, Title: t.ExpiredTitle, Message: t.ExpiredMessage, Hint: t.ExpiredHint, Code: p.Code}
 	case qr.CodeUsed:
-		page = messagePage{Title: "This code was already used", Message: "Someone has already paid with this code.", Hint: "Ask the cashier to show a new code."}
+		page = messagePage{T: t, Title: t.UsedTitle, Message: t.UsedMessage, Hint: t.UsedHint, Code: p.Code}
 	case qr.CodeNotFound, "not_found":
-		page = messagePage{Title: "Not found", Message: "We could not find what this link points to.", Hint: "Check that you scanned the whole code."}
+		page = messagePage{T: t, Title: t.NotFoundTitle, Message: t.NotFoundMsg, Hint: t.NotFoundHint, Code: p.Code}
 	case "invalid_launch_context":
-		page = messagePage{Title: "Open this page from your chat", Message: p.Detail, Hint: "Scan the code with your messenger, or reopen the link from the chat."}
+		page = messagePage{T: t, Title: t.LaunchTitle, Message: p.Detail, Hint: t.LaunchHint, Code: p.Code}
 	}
 	return h.render(c, p.Status(), "message.html", page)
 }
@@ -118,15 +142,21 @@ func (h *Shopper) shopperFromRequest(c echo.Context, raw string) (payments.Shopp
 }
 
 type checkoutView struct {
+	T              *shopperText
 	Token          string
 	Launch         string
 	IdempotencyKey string
+	Title          string
+	Till           bool           // a till's one-time code: Lines instead of Item
+	Lines          []tillLineView // the till's lines
 	Item           catalog.Item
 	Merchant       catalog.Merchant
 	Price          money.Amount
 	Rules          string
 	Wallet         money.Amount
 	Short          bool // the wallet cannot cover the price
+	ShortBy        money.Amount
+	ReceiptURL     string // set when the refusal is already_paid
 	SoldOut        bool
 	Error          string
 	ErrorCode      string
@@ -145,9 +175,6 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.E
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
-	if code.TargetType != qr.TargetItem {
-		return h.renderProblem(c, problem.New(problem.KindNotFound, qr.CodeNotFound, "this code is not an item code"))
-	}
 	shopper, _, err := h.shopperFromRequest(c, launch)
 	if err != nil {
 		return h.renderProblem(c, err)
@@ -157,30 +184,84 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.E
 			h.logger.WarnContext(ctx, "record scan", "error", err)
 		}
 	}
-	item, merchant, err := h.catalog.ItemForSale(ctx, h.db, code.TargetID)
+	t := shopperTextFor(c.Request().Header.Get("Accept-Language"))
+	view := checkoutView{T: t, Token: c.Param("token"), Launch: launch, IdempotencyKey: newKey(), Shopper: shopper}
+	if code.TargetType == qr.TargetCheckout {
+		err = h.tillView(ctx, code, &view)
+	} else {
+		err = h.itemView(ctx, code, &view)
+	}
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
-	wallet, err := h.payments.WalletBalance(ctx, shopper.ID, item.Price.Currency)
+	wallet, err := h.payments.WalletBalance(ctx, shopper.ID, view.Price.Currency)
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
-	view := checkoutView{
-		Token: c.Param("token"), Launch: launch, IdempotencyKey: newKey(), Item: item, Merchant: merchant,
-		Price: item.Price, Wallet: wallet, Short: wallet.Minor < item.Price.Minor, Shopper: shopper,
-		SoldOut: (item.Stock != nil && *item.Stock == 0) || !item.Active,
-	}
-	if item.Rules != nil {
-		view.Rules = catalog.RenderRules(*item.Rules, "en", merchant.Location(), nil)
+	view.Wallet, view.Short = wallet, wallet.Minor < view.Price.Minor
+	if view.Short {
+		view.ShortBy = money.New(view.Price.Minor-wallet.Minor, view.Price.Currency)
 	}
 	status := http.StatusOK
 	if refusal != nil {
-		view.Error, view.ErrorCode, status = refusal.Detail, refusal.Code, refusal.Status()
+		view.Error, view.ErrorCode, status = refusalText(t, refusal), refusal.Code, refusal.Status()
 		if refusal.Code == payments.CodeSoldOut {
 			view.SoldOut = true
 		}
+		if refusal.Code == payments.CodeAlreadyPaid {
+			if orderID, ok := refusal.Extensions["order_id"].(string); ok {
+				view.ReceiptURL = "/receipts/" + orderID + "?launch=" + url.QueryEscape(launch)
+			}
+		}
 	}
 	return h.render(c, status, "checkout.html", view)
+}
+
+// itemView fills the page for a static code: one item, its rules.
+func (h *Shopper) itemView(ctx context.Context, code qr.Code, view *checkoutView) error {
+	item, merchant, err := h.catalog.ItemForSale(ctx, h.db, code.TargetID)
+	if err != nil {
+		return err
+	}
+	view.Title, view.Item, view.Merchant, view.Price = item.Title, item, merchant, item.Price
+	view.SoldOut = (item.Stock != nil && *item.Stock == 0) || !item.Active
+	if item.Rules != nil {
+		view.Rules = catalog.RenderRules(*item.Rules, view.T.Lang, merchant.Location(), nil)
+	}
+	return nil
+}
+
+// tillView fills the page for a till's one-time code: the rung-up lines and
+// the amount the code is bound to.
+func (h *Shopper) tillView(ctx context.Context, code qr.Code, view *checkoutView) error {
+	co, err := h.payments.TillCheckoutForCode(ctx, code)
+	if err != nil {
+		return err
+	}
+	merchant, err := h.catalog.Merchant(ctx, co.MerchantID)
+	if err != nil {
+		return err
+	}
+	currency, err := money.ParseCurrency(co.Currency)
+	if err != nil {
+		return err
+	}
+	view.Till, view.Merchant, view.Price, view.Title = true, merchant, money.New(co.TotalMinor, currency), merchant.Name
+	for _, l := range co.Lines {
+		item, _, err := h.catalog.ItemForSale(ctx, h.db, l.ItemID)
+		if err != nil {
+			return err
+		}
+		view.Lines = append(view.Lines, tillLineView{Title: item.Title, Quantity: l.Quantity,
+			Price: money.New(l.UnitPriceMinor*int64(l.Quantity), currency)})
+	}
+	return nil
+}
+
+type tillLineView struct {
+	Title    string
+	Quantity int
+	Price    money.Amount
 }
 
 type boughtJSON struct {
@@ -209,6 +290,13 @@ func (h *Shopper) buy(c echo.Context) error {
 		return h.renderProblem(c, problem.New(problem.KindBadRequest, "missing_idempotency_key", "the form lost its key; reload the page"))
 	}
 	change := func(tx *sqlx.Tx) (int, any, error) {
+		if code.TargetType == qr.TargetCheckout {
+			receipt, err := h.payments.PayTillCheckout(ctx, tx, code.Token, shopper, ctxLaunch.ChatID)
+			if err != nil {
+				return 0, nil, err
+			}
+			return http.StatusOK, boughtJSON{OrderID: receipt.Order.ID}, nil
+		}
 		co, err := h.payments.CreateCheckout(ctx, tx, payments.CheckoutRequest{
 			Shopper: shopper, ChatID: ctxLaunch.ChatID, QRID: code.ID,
 			Lines: []payments.LineRequest{{ItemID: code.TargetID, Quantity: 1}},
@@ -279,12 +367,14 @@ type couponView struct {
 }
 
 type receiptView struct {
+	T        *shopperText
 	Order    payments.Order
 	Total    money.Amount
 	Merchant catalog.Merchant
 	Coupons  []couponView
 	Wallet   money.Amount
 	Lines    []lineView
+	Refresh  int // seconds between reloads while a coupon QR is shown; 0: none
 }
 
 type lineView struct {
@@ -318,16 +408,23 @@ func (h *Shopper) receiptPage(c echo.Context) error {
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
-	view := receiptView{Order: order, Total: money.New(order.TotalMinor, currency), Merchant: merchant, Wallet: wallet}
+	t := shopperTextFor(c.Request().Header.Get("Accept-Language"))
+	view := receiptView{T: t, Order: order, Total: money.New(order.TotalMinor, currency), Merchant: merchant, Wallet: wallet}
 	for _, l := range order.Lines {
 		view.Lines = append(view.Lines, lineView{OrderLine: l, Price: money.New(l.UnitPriceMinor*int64(l.Quantity), currency)})
 	}
+	now := h.now()
 	for _, cp := range coupons {
-		svg, err := qr.SVG(cp.Code, couponQRSizePx)
+		issued := cp.IssuedAt
+		cp.RulesText = catalog.RenderRules(cp.Rules, t.Lang, cp.Location(), &issued)
+		// The QR carries a token that changes every RedemptionTokenStep, so a
+		// screenshot passed around stops working; the page reloads itself.
+		svg, err := qr.SVG(payments.RedemptionQRContent(cp, now), couponQRSizePx)
 		if err != nil {
 			return h.renderProblem(c, err)
 		}
 		view.Coupons = append(view.Coupons, couponView{Coupon: cp, QRSVG: template.HTML(svg)}) //nolint:gosec // our own SVG
+		view.Refresh = int(payments.RedemptionTokenStep / time.Second)
 	}
 	return h.render(c, http.StatusOK, "receipt.html", view)
 }
@@ -336,4 +433,24 @@ func newKey() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// refusalText words a refusal of "Buy now" in the shopper's language; codes
+// without a translation keep the service's English detail.
+func refusalText(t *shopperText, p *problem.Error) string {
+	switch p.Code {
+	case payments.CodeSoldOut:
+		return t.SoldOutHint
+	case payments.CodeAlreadyPaid:
+		return t.AlreadyPaid
+	case payments.CodeLimitReached:
+		return t.LimitReached
+	case payments.CodeItemUnavailable:
+		return t.Unavailable
+	case "insufficient_funds":
+		return t.Insufficient
+	case "missing_idempotency_key":
+		return t.MissingKey
+	}
+	return p.Detail
 }

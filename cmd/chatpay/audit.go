@@ -6,7 +6,7 @@ import "github.com/chatpay/chatpay/ledger"
 // read several packages' tables at once, which is why they live here, at the
 // composition root, rather than in any one of those packages.
 func crossChecks() []ledger.Check {
-	return []ledger.Check{
+	return append([]ledger.Check{
 		ledger.SQLCheck("paid_orders_in_ledger",
 			"every paid order with a total has its ledger transaction, debiting the shopper's wallet by exactly the total",
 			`SELECT count(*) FROM orders`, paidOrdersInLedgerSQL),
@@ -19,7 +19,7 @@ func crossChecks() []ledger.Check {
 		ledger.SQLCheck("paid_checkouts_have_orders",
 			"every paid checkout points at an order of the same checkout",
 			`SELECT count(*) FROM checkouts WHERE status = 'paid'`, paidCheckoutsHaveOrdersSQL),
-	}
+	}, afterSaleChecks()...)
 }
 
 const paidOrdersInLedgerSQL = `

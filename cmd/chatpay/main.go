@@ -48,6 +48,9 @@ func commands() []command {
 		{"verify", "audit the ledger; exits non-zero on any violation", runVerify},
 		{"channel", "register a messenger backend (channel create)", runChannel},
 		{"sign-launch", "print a signed launch context for a channel's shopper (tests, demos)", runSignLaunch},
+		{"provider-sandbox", "serve the sandbox card payment provider on a loopback port", runProviderSandbox},
+		{"reconcile", "settle pending and unknown top-ups once by asking the payment provider", runReconcile},
+		{"expire", "expire coupons past their validity once (breakage, coupon.expired)", runExpire},
 	}
 }
 

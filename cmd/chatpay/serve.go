@@ -54,6 +54,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	demo := fs.Bool("demo", envBool(env, "CHATPAY_DEMO"),
 		"seed the tea-card merchant, a demo channel and shopper, print the item QR, and show webhooks arriving in a local chat-sim (env CHATPAY_DEMO)")
 	webhookCfg := webhookFlags(fs, env)
+	providerCfg := providerFlags(fs, env)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -85,8 +86,15 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		}
 	}
 
+	provider, stopProvider, err := providerCfg.open(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer stopProvider()
+
 	app, err := newApp(db, migrator, logger, appConfig{
 		Now: time.Now, PublicBaseURL: cfg.PublicURL, PlatformFee: fee, ListenDSN: cfg.dsn, Webhooks: *webhookCfg,
+		Provider: provider,
 		// The demo's chat-sim listens on loopback; a real deployment never allows that.
 		AllowPrivateWebhooks: *demo,
 	})
@@ -158,6 +166,8 @@ type appConfig struct {
 	Webhooks  webhookConfig
 	// AllowPrivateWebhooks lets webhooks reach loopback (tests, local demo).
 	AllowPrivateWebhooks bool
+	// Provider funds wallets; nil answers top-ups with provider_unavailable.
+	Provider payments.Provider
 }
 
 // app is the wired service: every domain's routes on one echo instance, and
@@ -219,7 +229,7 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	if a.qr, err = qr.NewService(db, now, cfg.PublicBaseURL); err != nil {
 		return nil, fmt.Errorf("public base URL: %w", err)
 	}
-	a.payments = payments.NewService(db, now, a.ledger, a.catalog, a.qr, payments.Config{PlatformFee: cfg.PlatformFee})
+	a.payments = payments.NewService(db, now, a.ledger, a.catalog, a.qr, payments.Config{PlatformFee: cfg.PlatformFee, Provider: cfg.Provider})
 	a.qr.SetItemChecker(func(ctx context.Context, merchantID, itemID string) error {
 		_, err := a.catalog.Item(ctx, merchantID, itemID)
 		return err
@@ -240,7 +250,16 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	}).Register(v1, merchantKey)
 	webhooks.NewHTTP(a.webhooks, a.webhookOwner).Register(v1)
 	payments.NewHTTP(a.payments, a.catalog, a.idempotency).Register(a.echo)
-	web.NewShopper(a.payments, a.catalog, a.qr, a.idempotency, db, logger).Register(a.echo)
+	web.NewShopper(a.payments, a.catalog, a.qr, a.idempotency, db, logger).WithClock(now).Register(a.echo)
+
+	// Merchant dashboard (/dashboard): session sign-in, catalog, QR codes,
+	// orders and the till, money and charts, keys and webhooks. The QR
+	// funnel's checkout numbers come from payments through qr's hook.
+	a.qr.SetCheckoutCounter(a.payments.CheckoutCountsByQR)
+	web.NewDashboard(web.DashboardDeps{
+		DB: db, Now: now, Logger: logger, Catalog: a.catalog, Payments: a.payments, QR: a.qr,
+		Ledger: a.ledger, Webhooks: a.webhooks, Idempotency: a.idempotency,
+	}).Register(a.echo)
 	return a, nil
 }
 
@@ -287,6 +306,7 @@ func (a *app) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 		n, err := a.payments.ExpireCheckouts(ctx, checkoutExpiryBatchMax)
 		return int64(n), err
 	})
+	a.startAfterSaleWorkers(ctx, wg)
 }
 
 // checkoutExpiryEvery is how often open checkouts past their expiry are

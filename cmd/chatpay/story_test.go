@@ -550,3 +550,36 @@ func problemCode(err error) string {
 	}
 	return ""
 }
+
+// The shopper's page for a till code shows the rung-up lines and the amount,
+// and "Buy now" pays that checkout.
+func TestTillCheckoutThroughThePage(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	_, key := ta.merchant("McDonald's", "Asia/Shanghai")
+	itemID := ta.call("POST", "/v1/items", key, "", teaCard(10)).JSON(t)["id"].(string)
+	codeURL := ta.call("POST", "/v1/checkouts", key, "", map[string]any{
+		"lines": []map[string]any{{"item_id": itemID, "quantity": 2}}}).JSON(t)["url"].(string)
+	path := strings.TrimPrefix(codeURL, ta.URL)
+	channel := ta.channel()
+	shopper, err := ta.app.payments.EnsureShopper(context.Background(), ta.db, channel.Channel.ID, "42", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.fund(shopper.ID, 1000, "CNY")
+	launch := ta.launch(channel, "42", "")
+	page := ta.get(path + "?launch=" + url.QueryEscape(launch))
+	html := string(page.Body)
+	if page.Status != http.StatusOK || !strings.Contains(html, "2 × Tea card") || !strings.Contains(html, "6.00 CNY") {
+		t.Fatalf("till page: %d\n%s", page.Status, html)
+	}
+	key2 := regexp.MustCompile(`name="idempotency_key" value="([0-9a-f]+)"`).FindStringSubmatch(html)[1]
+	buy := ta.postForm(path+"/buy", url.Values{"launch": {launch}, "idempotency_key": {key2}})
+	if buy.Status != http.StatusSeeOther || !receiptPath.MatchString(buy.Header.Get("Location")) {
+		t.Fatalf("buy: %d %s", buy.Status, buy.Body)
+	}
+	again := ta.get(path + "?launch=" + url.QueryEscape(launch))
+	if again.Status != http.StatusConflict {
+		t.Fatalf("a used till code must say so: %d", again.Status)
+	}
+	assertVerifyClean(t, ta)
+}

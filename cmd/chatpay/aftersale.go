@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/chatpay/chatpay/catalog"
+	"github.com/chatpay/chatpay/internal/money"
+	"github.com/chatpay/chatpay/ledger"
+	"github.com/chatpay/chatpay/payments"
+	"github.com/chatpay/chatpay/payments/sandbox"
+	"github.com/chatpay/chatpay/qr"
+)
+
+// Background work after the sale. Both jobs claim rows with SKIP LOCKED, so
+// every serve process runs them.
+const (
+	// couponExpiryEvery is how often coupons past their validity are expired.
+	couponExpiryEvery = time.Minute
+	// topUpReconcileEvery is how often unsettled top-ups are looked up.
+	topUpReconcileEvery = 30 * time.Second
+	// topUpReconcileBatchMax bounds the top-ups one run looks up.
+	topUpReconcileBatchMax = 100
+	// providerName is the provider's name in the chart of accounts.
+	providerName = "sandbox"
+)
+
+// providerConfig is the payment provider settings of the binary.
+type providerConfig struct {
+	URL     string
+	Timeout time.Duration
+}
+
+// providerFlags registers the provider settings (serve, reconcile).
+func providerFlags(fs *flag.FlagSet, env *environment) *providerConfig {
+	pc := &providerConfig{}
+	fs.StringVar(&pc.URL, "provider-url", env.getenv("CHATPAY_PROVIDER_URL"),
+		"base URL of the card payment provider (env CHATPAY_PROVIDER_URL); serve starts the sandbox provider in-process on a free loopback port when empty")
+	fs.DurationVar(&pc.Timeout, "provider-timeout", envDuration(env, "CHATPAY_PROVIDER_TIMEOUT", payments.ProviderTimeoutDefault),
+		"give up on one provider call after this long; the outcome is then settled by a lookup (env CHATPAY_PROVIDER_TIMEOUT)")
+	return pc
+}
+
+// open returns the provider client. Without a URL it starts the sandbox
+// provider in this process, still reached over loopback HTTP, so that
+// `make run` works alone; stop shuts it down.
+func (pc *providerConfig) open(ctx context.Context, logger *slog.Logger) (payments.Provider, func(), error) {
+	url, stop := pc.URL, func() {}
+	if url == "" {
+		var err error
+		url, stop, err = sandbox.New(time.Now).Listen(ctx, "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		logger.Info("sandbox payment provider started in-process", "url", url)
+	}
+	provider, err := payments.NewHTTPProvider(providerName, url, pc.Timeout)
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return provider, stop, nil
+}
+
+// startAfterSaleWorkers runs coupon expiry and top-up reconciliation.
+func (a *app) startAfterSaleWorkers(ctx context.Context, wg *sync.WaitGroup) {
+	a.every(ctx, wg, "expire coupons", couponExpiryEvery, func(ctx context.Context) (int64, error) {
+		n, err := a.payments.ExpireCoupons(ctx, payments.ExpiryBatchMax)
+		return int64(n), err
+	})
+	a.every(ctx, wg, "reconcile top-ups", topUpReconcileEvery, func(ctx context.Context) (int64, error) {
+		report, err := a.payments.ReconcileTopUps(ctx, topUpReconcileBatchMax)
+		return int64(report.Succeeded + report.Failed), err
+	})
+}
+
+// paymentsAt builds the payments service alone with a fixed or real clock,
+// for the run-once commands. Neither expiry nor reconciliation takes a
+// platform fee, so none is configured.
+func paymentsAt(db *sqlx.DB, now func() time.Time, provider payments.Provider) (*payments.Service, error) {
+	q, err := qr.NewService(db, now, "http://127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	return payments.NewService(db, now, ledger.New(now), catalog.NewService(db, now), q,
+		payments.Config{PlatformFee: money.BasisPoints(0), Provider: provider}), nil
+}
+
+// nowFlag is --now: an RFC 3339 instant, or empty for the real clock.
+func nowFlag(fs *flag.FlagSet) *string {
+	return fs.String("now", "", "act as if it were this RFC 3339 instant (default: the real clock)")
+}
+
+func clockOf(text string) (func() time.Time, error) {
+	if text == "" {
+		return time.Now, nil
+	}
+	at, err := time.Parse(time.RFC3339, text)
+	if err != nil {
+		return nil, fmt.Errorf("--now: %w", err)
+	}
+	return func() time.Time { return at }, nil
+}
+
+// runExpire expires coupons past their validity once, as serve's job does.
+func runExpire(ctx context.Context, env *environment, args []string) error {
+	fs := flag.NewFlagSet("expire", flag.ContinueOnError)
+	cfg := configFlags(fs, env)
+	nowText := nowFlag(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "Usage: chatpay expire [flags]\n\nExpires coupons past their validity once: breakage in the ledger, coupon.expired queued.")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	now, err := clockOf(*nowText)
+	if err != nil {
+		return err
+	}
+	logger, err := cfg.logger(env)
+	if err != nil {
+		return err
+	}
+	db, closeDB, err := cfg.openDatabase(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	svc, err := paymentsAt(db, now, nil)
+	if err != nil {
+		return err
+	}
+	n, err := svc.ExpireCoupons(ctx, payments.ExpiryBatchMax)
+	if err != nil {
+		return fmt.Errorf("expire: %w", err)
+	}
+	fmt.Fprintf(env.stdout, "expired %d coupons\n", n)
+	return nil
+}
+
+// runReconcile settles pending and unknown top-ups once by asking the provider.
+func runReconcile(ctx context.Context, env *environment, args []string) error {
+	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
+	cfg := configFlags(fs, env)
+	pc := providerFlags(fs, env)
+	nowText := nowFlag(fs)
+	batch := fs.Int("batch", topUpReconcileBatchMax, "look up at most this many top-ups")
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "Usage: chatpay reconcile --provider-url URL [flags]\n\nSettles pending and unknown top-ups once by looking them up at the provider.")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	if pc.URL == "" {
+		// An in-process sandbox started here would know no charges.
+		return errors.New("reconcile needs --provider-url (or CHATPAY_PROVIDER_URL); serve reconciles its in-process sandbox itself")
+	}
+	now, err := clockOf(*nowText)
+	if err != nil {
+		return err
+	}
+	logger, err := cfg.logger(env)
+	if err != nil {
+		return err
+	}
+	provider, stop, err := pc.open(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	db, closeDB, err := cfg.openDatabase(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	svc, err := paymentsAt(db, now, provider)
+	if err != nil {
+		return err
+	}
+	report, err := svc.ReconcileTopUps(ctx, *batch)
+	fmt.Fprintf(env.stdout, "checked %d top-ups: %d succeeded, %d failed, %d still unknown\n",
+		report.Checked, report.Succeeded, report.Failed, report.Unknown)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	return nil
+}
+
+// afterSaleChecks tie top-ups, redemptions and refunds to the ledger for
+// `chatpay verify`.
+func afterSaleChecks() []ledger.Check {
+	return []ledger.Check{
+		ledger.SQLCheck("topups_credited_once",
+			"every succeeded top-up has exactly its ledger credit of the wallet, and no other top-up has one",
+			`SELECT count(*) FROM topups`, topUpsCreditedSQL),
+		ledger.SQLCheck("refunds_match_orders",
+			"every order's refunded amount is the sum of its refunds, each with its ledger transaction crediting the wallet",
+			`SELECT count(*) FROM orders`, refundsMatchOrdersSQL),
+		ledger.SQLCheck("redemptions_match_coupons",
+			"every coupon has as many redemptions as uses taken, and each redemption with a value its ledger transaction",
+			`SELECT count(*) FROM coupons`, redemptionsMatchCouponsSQL),
+	}
+}
+
+const topUpsCreditedSQL = `
+SELECT 'top-up ' || t.id AS subject,
+       t.status || ' with ' || count(l.id) || ' ledger transaction(s) crediting ' || COALESCE(sum(w.amount), 0) AS detail,
+       count(*) OVER () AS total
+FROM topups t
+LEFT JOIN ledger_transactions l ON l.idempotency_key = 'topup:' || t.id
+LEFT JOIN LATERAL (
+    SELECT sum(p.amount) AS amount FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+    WHERE p.transaction_id = l.id AND a.kind = 'shopper_wallet' AND a.owner = t.shopper_id
+) w ON true
+GROUP BY t.id, t.status, t.amount_minor, t.ledger_transaction_id
+HAVING (t.status = 'succeeded') <> (count(l.id) = 1)
+    OR (t.status = 'succeeded' AND (COALESCE(sum(w.amount), 0) <> t.amount_minor OR min(l.id) <> t.ledger_transaction_id))
+ORDER BY t.id
+LIMIT $1`
+
+const refundsMatchOrdersSQL = `
+SELECT 'order ' || o.id AS subject,
+       'refunded_minor ' || o.refunded_minor || ' but refunds sum to ' || COALESCE(r.amount, 0) ||
+       ' and credit the wallet ' || COALESCE(r.credited, 0) AS detail,
+       count(*) OVER () AS total
+FROM orders o
+LEFT JOIN LATERAL (
+    SELECT sum(f.amount_minor) AS amount, sum(w.amount) AS credited FROM refunds f
+    LEFT JOIN LATERAL (
+        SELECT sum(p.amount) AS amount FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+        WHERE p.transaction_id = f.ledger_transaction_id AND a.kind = 'shopper_wallet' AND a.owner = o.shopper_id
+    ) w ON true
+    WHERE f.order_id = o.id
+) r ON true
+WHERE o.refunded_minor <> COALESCE(r.amount, 0) OR COALESCE(r.amount, 0) <> COALESCE(r.credited, 0)
+ORDER BY o.id
+LIMIT $1`
+
+const redemptionsMatchCouponsSQL = `
+SELECT 'coupon ' || c.id AS subject,
+       (c.uses_total - c.uses_left) || ' uses taken, ' || count(r.id) || ' redemptions, ' ||
+       count(r.id) FILTER (WHERE r.value_minor > 0 AND l.id IS NULL) || ' without their ledger transaction' AS detail,
+       count(*) OVER () AS total
+FROM coupons c
+LEFT JOIN redemptions r ON r.coupon_id = c.id
+LEFT JOIN ledger_transactions l ON l.id = r.ledger_transaction_id
+GROUP BY c.id, c.uses_total, c.uses_left
+HAVING count(r.id) <> c.uses_total - c.uses_left OR count(r.id) FILTER (WHERE r.value_minor > 0 AND l.id IS NULL) > 0
+ORDER BY c.id
+LIMIT $1`

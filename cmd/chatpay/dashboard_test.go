@@ -1,0 +1,182 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// dashboardClient is a browser-like client: it keeps cookies and does not
+// follow redirects, so tests see each answer.
+type dashboardClient struct {
+	t    *testing.T
+	ta   *testApp
+	http *http.Client
+}
+
+func newDashboardClient(t *testing.T, ta *testApp) *dashboardClient {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &dashboardClient{t: t, ta: ta, http: &http.Client{Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+func (d *dashboardClient) get(path string) (int, string) {
+	d.t.Helper()
+	resp, err := d.http.Get(d.ta.URL + path)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// post sends a form; with withToken it first reads the CSRF token from the
+// page at tokenFrom.
+func (d *dashboardClient) post(path, tokenFrom string, form url.Values, withToken bool) (int, string, http.Header) {
+	d.t.Helper()
+	if withToken {
+		_, page := d.get(tokenFrom)
+		m := csrfField.FindStringSubmatch(page)
+		if m == nil {
+			d.t.Fatalf("no csrf token on %s", tokenFrom)
+		}
+		form.Set("csrf_token", m[1])
+	}
+	resp, err := d.http.PostForm(d.ta.URL+path, form)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
+
+func (d *dashboardClient) signup(name, email string) {
+	d.t.Helper()
+	status, body, header := d.post("/dashboard/signup", "/dashboard/signup", url.Values{"name": {name}, "time_zone": {"Asia/Shanghai"},
+		"currency": {"CNY"}, "email": {email}, "password": {"correct-horse-1"}}, true)
+	if status != http.StatusSeeOther {
+		d.t.Fatalf("signup: %d %s", status, body)
+	}
+	if cookie := header.Get("Set-Cookie"); !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Lax") {
+		d.t.Fatalf("session cookie %q", cookie)
+	}
+}
+
+func TestDashboardSecurity(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	alice := newDashboardClient(t, ta)
+	alice.signup("Alice Tea", "alice@example.com")
+	status, body, _ := alice.post("/dashboard/items", "/dashboard/items/new", url.Values{"title": {"Tea card"}, "sku": {"TEA"},
+		"kind": {"product"}, "price": {"3.00"}, "currency": {"CNY"}, "active": {"on"}}, true)
+	if status != http.StatusSeeOther {
+		t.Fatalf("create item: %d %s", status, body)
+	}
+	var itemID string
+	if err := ta.db.Get(&itemID, `SELECT id FROM items`); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("ErrPostWithoutCSRFToken", func(t *testing.T) {
+		status, body, _ := alice.post("/dashboard/items/"+itemID+"/deactivate", "", url.Values{}, false)
+		if status != http.StatusForbidden || !strings.Contains(body, "csrf_token_invalid") {
+			t.Fatalf("%d %s", status, body)
+		}
+		status, body, _ = alice.post("/dashboard/items/"+itemID+"/deactivate", "", url.Values{"csrf_token": {"forged"}}, false)
+		if status != http.StatusForbidden {
+			t.Fatalf("forged token: %d %s", status, body)
+		}
+		if n := ta.count(`SELECT count(*) FROM items WHERE active`); n != 1 {
+			t.Fatal("the item was deactivated without a token")
+		}
+	})
+	t.Run("ErrLoginFormWithoutCSRFToken", func(t *testing.T) {
+		stranger := newDashboardClient(t, ta)
+		status, _, _ := stranger.post("/dashboard/login", "", url.Values{"email": {"alice@example.com"}, "password": {"x"}}, false)
+		if status != http.StatusForbidden {
+			t.Fatalf("%d", status)
+		}
+	})
+	t.Run("ErrOtherMerchantsItemIsNotFound", func(t *testing.T) {
+		bob := newDashboardClient(t, ta)
+		bob.signup("Bob Coffee", "bob@example.com")
+		if status, _ := bob.get("/dashboard/items/" + itemID); status != http.StatusNotFound {
+			t.Fatalf("bob reads alice's item: %d", status)
+		}
+		status, _, _ := bob.post("/dashboard/items/"+itemID+"/deactivate", "/dashboard/items", url.Values{}, true)
+		if status != http.StatusNotFound {
+			t.Fatalf("bob deactivates alice's item: %d", status)
+		}
+	})
+	t.Run("ErrSignedOutIsSentToLogin", func(t *testing.T) {
+		stranger := newDashboardClient(t, ta)
+		status, _ := stranger.get("/dashboard/orders")
+		if status != http.StatusSeeOther {
+			t.Fatalf("%d", status)
+		}
+	})
+	t.Run("ErrTooManyLogins", func(t *testing.T) {
+		guesser := newDashboardClient(t, ta)
+		var last int
+		for range 6 {
+			last, _, _ = guesser.post("/dashboard/login", "/dashboard/login", url.Values{"email": {"alice@example.com"}, "password": {"wrong-password"}}, true)
+		}
+		if last != http.StatusTooManyRequests {
+			t.Fatalf("sixth wrong password: %d", last)
+		}
+		// Even the right password waits until the window ends.
+		status, _, _ := guesser.post("/dashboard/login", "/dashboard/login", url.Values{"email": {"alice@example.com"}, "password": {"correct-horse-1"}}, true)
+		if status != http.StatusTooManyRequests {
+			t.Fatalf("right password while locked out: %d", status)
+		}
+	})
+	t.Run("OKEveryResourceIsSameOrigin", func(t *testing.T) {
+		external := regexp.MustCompile(`(?i)(src|href|action)\s*=\s*"(https?:)?//`)
+		for _, path := range []string{"/dashboard", "/dashboard/items", "/dashboard/items/new", "/dashboard/items/" + itemID,
+			"/dashboard/qr", "/dashboard/orders", "/dashboard/redemptions", "/dashboard/till", "/dashboard/money", "/dashboard/integrations"} {
+			status, body := alice.get(path)
+			if status != http.StatusOK {
+				t.Fatalf("%s: %d", path, status)
+			}
+			if m := external.FindString(body); m != "" {
+				t.Errorf("%s loads something from elsewhere: %s", path, m)
+			}
+			if strings.Contains(body, "@import") || strings.Contains(body, "url(http") {
+				t.Errorf("%s imports a stylesheet or image from elsewhere", path)
+			}
+		}
+	})
+}
+
+// The shopper pages follow Accept-Language: Chinese for zh, English otherwise.
+func TestShopperPagesSpeakChinese(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	_, key := ta.merchant("McDonald's", "Asia/Shanghai")
+	itemID := ta.call("POST", "/v1/items", key, "", teaCard(500)).JSON(t)["id"].(string)
+	qrURL := ta.call("POST", "/v1/qr-codes", key, "", map[string]any{"item_id": itemID, "placement": "counter"}).JSON(t)["url"].(string)
+	channel := ta.channel()
+	req, _ := http.NewRequest("GET", qrURL+"?launch="+url.QueryEscape(ta.launch(channel, "42", "Li Wei")), nil)
+	req.Header.Set("Accept-Language", "zh-CN,zh;q=0.9,en;q=0.5")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	html := string(body)
+	for _, want := range []string{`lang="zh"`, "每天 14:00–17:00", "不适用于coffee", "钱包余额不足"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("Chinese checkout lacks %q", want)
+		}
+	}
+}
