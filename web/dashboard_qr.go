@@ -145,7 +145,7 @@ func (d *Dashboard) loadQR(c echo.Context, sizePx int) (qrView, error) {
 	if err != nil {
 		return qrView{}, fmt.Errorf("render qr: %w", err)
 	}
-	view.SVG = template.HTML(svg) //nolint:gosec // our own SVG
+	view.SVG = inlineSVG(svg)
 	return view, nil
 }
 

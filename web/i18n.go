@@ -47,12 +47,19 @@ type shopperText struct {
 	Insufficient   string
 	MissingKey     string
 	ViewReceipt    string
+	TopUpHeading   string
+	CardLabel      string
+	CardHint       string
+	TopUpButton    string // "Top up %s"
+	TopUpDone      string // "Topped up %s."
+	TopUpPending   string
+	TopUpDeclined  string
 }
 
 var shopperEnglish = shopperText{
 	Lang: "en", Paying: "Paying as %s.", WalletBalance: "Wallet balance: %s", BuyNow: "Buy now · %s", Processing: "Paying…",
 	SoldOut: "Sold out.", SoldOutHint: "This item is not available any more.",
-	Short: "Your wallet is short of the price.", ShortHint: "Top up at least %s in the chat, then reopen this page.",
+	Short: "Your wallet is short of the price.", ShortHint: "Top up at least %s below.",
 	Receipt: "Receipt", Paid: "Paid %s", Order: "order", ShowAtTill: "Show this code at the till.",
 	QRRefreshes:  "The code refreshes by itself every half minute; a screenshot will not work.",
 	RulesHeading: "When you can use it",
@@ -63,18 +70,25 @@ var shopperEnglish = shopperText{
 	UsedTitle: "This code was already used", UsedMessage: "Someone has already paid with this code.", UsedHint: "Ask the cashier to show a new code.",
 	NotFoundTitle: "Not found", NotFoundMsg: "We could not find what this link points to.", NotFoundHint: "Check that you scanned the whole code.",
 	LaunchTitle: "Open this page from your chat", LaunchHint: "Scan the code with your messenger, or reopen the link from the chat.",
-	AlreadyPaid:  "You have already paid for this.",
-	LimitReached: "You have bought as many of these as one person may.",
-	Unavailable:  "This item is not on sale right now.",
-	Insufficient: "Your wallet does not cover the price. Top up in the chat and try again.",
-	MissingKey:   "The page was out of date. Reload it and tap again.",
-	ViewReceipt:  "View your receipt",
+	AlreadyPaid:   "You have already paid for this.",
+	LimitReached:  "You have bought as many of these as one person may.",
+	Unavailable:   "This item is not on sale right now.",
+	Insufficient:  "Your wallet does not cover the price. Top up in the chat and try again.",
+	MissingKey:    "The page was out of date. Reload it and tap again.",
+	ViewReceipt:   "View your receipt",
+	TopUpHeading:  "Top up your wallet",
+	CardLabel:     "Card number",
+	CardHint:      "Sandbox: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined.",
+	TopUpButton:   "Top up %s",
+	TopUpDone:     "Topped up %s.",
+	TopUpPending:  "Your bank has not confirmed the payment yet. Reload this page in a moment; you will not be charged twice.",
+	TopUpDeclined: "Your card was declined. Try another card.",
 }
 
 var shopperChinese = shopperText{
 	Lang: "zh", Paying: "付款人：%s。", WalletBalance: "钱包余额：%s", BuyNow: "立即购买 · %s", Processing: "正在付款…",
 	SoldOut: "已售罄。", SoldOutHint: "该商品已无库存。",
-	Short: "钱包余额不足。", ShortHint: "请在聊天中至少充值 %s，然后重新打开此页面。",
+	Short: "钱包余额不足。", ShortHint: "请在下方至少充值 %s。",
 	Receipt: "收据", Paid: "已支付 %s", Order: "订单", ShowAtTill: "请在收银台出示此码。",
 	QRRefreshes:  "此码每半分钟自动更新，截图无效。",
 	RulesHeading: "使用规则",
@@ -85,12 +99,19 @@ var shopperChinese = shopperText{
 	UsedTitle: "此二维码已被使用", UsedMessage: "已有人使用此码付款。", UsedHint: "请让收银员出示新的付款码。",
 	NotFoundTitle: "未找到", NotFoundMsg: "找不到此链接指向的内容。", NotFoundHint: "请确认扫描了完整的二维码。",
 	LaunchTitle: "请从聊天中打开此页面", LaunchHint: "请用聊天应用扫码，或从聊天中重新打开链接。",
-	AlreadyPaid:  "您已为此付款。",
-	LimitReached: "您已达到每人限购数量。",
-	Unavailable:  "该商品目前不在售。",
-	Insufficient: "钱包余额不足以支付。请在聊天中充值后重试。",
-	MissingKey:   "页面已过期，请刷新后再点击。",
-	ViewReceipt:  "查看收据",
+	AlreadyPaid:   "您已为此付款。",
+	LimitReached:  "您已达到每人限购数量。",
+	Unavailable:   "该商品目前不在售。",
+	Insufficient:  "钱包余额不足以支付。请在聊天中充值后重试。",
+	MissingKey:    "页面已过期，请刷新后再点击。",
+	ViewReceipt:   "查看收据",
+	TopUpHeading:  "为钱包充值",
+	CardLabel:     "银行卡号",
+	CardHint:      "测试卡：4242 4242 4242 4242 成功，4000 0000 0000 0002 被拒。",
+	TopUpButton:   "充值 %s",
+	TopUpDone:     "已充值 %s。",
+	TopUpPending:  "银行尚未确认付款。请稍后刷新此页面，不会重复扣款。",
+	TopUpDeclined: "银行卡被拒，请换一张卡。",
 }
 
 var shopperLanguages = language.NewMatcher([]language.Tag{language.English, language.Chinese})

@@ -5,6 +5,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"embed"
@@ -72,11 +73,14 @@ func (h *Shopper) WithClock(now func() time.Time) *Shopper {
 func (h *Shopper) Register(e *echo.Echo) {
 	e.GET("/q/:token", h.checkoutPage)
 	e.POST("/q/:token/buy", h.buy)
+	e.POST("/q/:token/topup", h.topUp)
 	e.GET("/receipts/:id", h.receiptPage)
 }
 
 var funcs = template.FuncMap{
 	"money": func(a money.Amount) string { return a.String() },
+	// amountText is the bare decimal ("3.00") a form posts back.
+	"amountText": func(a money.Amount) string { return a.Currency.Format(a.Minor) },
 	// page bundles what the shared head needs: the title, the wording and
 	// an optional reload interval in seconds.
 	"page": func(title string, t *shopperText, refreshSeconds int) headData {
@@ -146,6 +150,8 @@ type checkoutView struct {
 	Token          string
 	Launch         string
 	IdempotencyKey string
+	TopUpKey       string // the top-up form's own idempotency key
+	Notice         string // the outcome of a top-up
 	Title          string
 	Till           bool           // a till's one-time code: Lines instead of Item
 	Lines          []tillLineView // the till's lines
@@ -164,12 +170,12 @@ type checkoutView struct {
 }
 
 func (h *Shopper) checkoutPage(c echo.Context) error {
-	return h.showCheckout(c, c.QueryParam("launch"), nil)
+	return h.showCheckout(c, c.QueryParam("launch"), nil, "")
 }
 
 // showCheckout renders the item behind a static QR for the shopper, with
 // refusal (if any) from a previous "Buy now".
-func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.Error) error {
+func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.Error, notice string) error {
 	ctx := c.Request().Context()
 	code, err := h.qr.Resolve(ctx, h.db, c.Param("token"))
 	if err != nil {
@@ -185,7 +191,7 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.E
 		}
 	}
 	t := shopperTextFor(c.Request().Header.Get("Accept-Language"))
-	view := checkoutView{T: t, Token: c.Param("token"), Launch: launch, IdempotencyKey: newKey(), Shopper: shopper}
+	view := checkoutView{T: t, Token: c.Param("token"), Launch: launch, IdempotencyKey: newKey(), TopUpKey: newKey(), Shopper: shopper, Notice: notice}
 	if code.TargetType == qr.TargetCheckout {
 		err = h.tillView(ctx, code, &view)
 	} else {
@@ -313,7 +319,7 @@ func (h *Shopper) buy(c echo.Context) error {
 	resp, err := h.runWaitingForFirstTap(ctx, req, change)
 	if err != nil {
 		if p, ok := problem.As(err); ok && p.Status() < 500 {
-			return h.showCheckout(c, launch, p)
+			return h.showCheckout(c, launch, p, "")
 		}
 		return h.renderProblem(c, err)
 	}
@@ -323,7 +329,7 @@ func (h *Shopper) buy(c echo.Context) error {
 			Detail string `json:"detail"`
 		}
 		_ = json.Unmarshal(resp.Body, &doc)
-		return h.showCheckout(c, launch, &problem.Error{Kind: kindOfStatus(resp.Status), Code: doc.Code, Detail: doc.Detail})
+		return h.showCheckout(c, launch, &problem.Error{Kind: kindOfStatus(resp.Status), Code: doc.Code, Detail: doc.Detail}, "")
 	}
 	var bought boughtJSON
 	if err := json.Unmarshal(resp.Body, &bought); err != nil {
@@ -423,7 +429,7 @@ func (h *Shopper) receiptPage(c echo.Context) error {
 		if err != nil {
 			return h.renderProblem(c, err)
 		}
-		view.Coupons = append(view.Coupons, couponView{Coupon: cp, QRSVG: template.HTML(svg)}) //nolint:gosec // our own SVG
+		view.Coupons = append(view.Coupons, couponView{Coupon: cp, QRSVG: inlineSVG(svg)})
 		view.Refresh = int(payments.RedemptionTokenStep / time.Second)
 	}
 	return h.render(c, http.StatusOK, "receipt.html", view)
@@ -453,4 +459,52 @@ func refusalText(t *shopperText, p *problem.Error) string {
 		return t.MissingKey
 	}
 	return p.Detail
+}
+
+// topUp charges the shopper's card for what the wallet lacks and shows the
+// checkout again. The form's key makes a resubmission charge once; an
+// outcome the provider has not confirmed yet is said plainly, and
+// reconciliation finishes it.
+func (h *Shopper) topUp(c echo.Context) error {
+	ctx := c.Request().Context()
+	launch := c.FormValue("launch")
+	shopper, _, err := h.shopperFromRequest(c, launch)
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	t := shopperTextFor(c.Request().Header.Get("Accept-Language"))
+	currency, err := money.ParseCurrency(c.FormValue("currency"))
+	if err != nil {
+		return h.renderProblem(c, money.FieldProblem("currency", err))
+	}
+	minor, err := currency.Parse(c.FormValue("amount"))
+	if err != nil {
+		return h.showCheckout(c, launch, money.FieldProblem("amount", err).(*problem.Error), "")
+	}
+	amount := money.New(minor, currency)
+	topUp, err := h.payments.TopUp(ctx, shopper, amount, c.FormValue("card"), c.FormValue("idempotency_key"))
+	if err != nil {
+		if p, ok := problem.As(err); ok && p.Status() < 500 {
+			if p.Code == "card_declined" {
+				p = &problem.Error{Kind: p.Kind, Code: p.Code, Detail: t.TopUpDeclined}
+			}
+			return h.showCheckout(c, launch, p, "")
+		}
+		return h.renderProblem(c, err)
+	}
+	notice := fmt.Sprintf(t.TopUpDone, amount)
+	if topUp.Status != payments.TopUpSucceeded {
+		notice = t.TopUpPending
+	}
+	return h.showCheckout(c, launch, nil, notice)
+}
+
+// inlineSVG embeds one of our own SVG images in a page: the XML prolog a
+// standalone .svg file needs has no place inside HTML.
+func inlineSVG(svg []byte) template.HTML {
+	_, body, found := bytes.Cut(svg, []byte("?>"))
+	if !found {
+		body = svg
+	}
+	return template.HTML(bytes.TrimSpace(body)) //nolint:gosec // generated by package qr from our own data
 }

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -634,6 +637,52 @@ func TestExpireCoupons(t *testing.T) {
 	}
 	if n := ta.count(`SELECT count(*) FROM webhook_events WHERE type = 'coupon.expired'`); n != 3 {
 		t.Fatalf("%d coupon.expired events, want 3", n)
+	}
+	assertVerifyClean(t, ta.testApp)
+}
+
+// A shopper short of money tops up on the checkout page itself: a declined
+// card says so and credits nothing; a good card credits exactly the missing
+// amount once, even when the form is posted twice; then "Buy now" works.
+func TestTopUpOnTheCheckoutPage(t *testing.T) {
+	ta := startAfterSaleApp(t, storyStart)
+	shop := ta.teaShop()
+	token := ta.call("POST", "/v1/qr-codes", shop.key, "", map[string]any{"item_id": shop.itemID, "placement": "counter"}).JSON(t)["url"].(string)
+	path := token[strings.Index(token, "/q/"):]
+	shopper, err := ta.app.payments.EnsureShopper(context.Background(), ta.db, shop.channel.Channel.ID, "42", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.fund(shopper.ID, 120, "CNY")
+	launch := ta.launch(shop.channel, "42", "")
+
+	page := string(ta.get(path + "?launch=" + url.QueryEscape(launch)).Body)
+	for _, want := range []string{`data-code="insufficient_funds"`, `action="` + path + `/topup"`, `name="amount" value="1.80"`, `<label for="card">`} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("short shopper's page lacks %q:\n%s", want, page)
+		}
+	}
+	topUpKey := regexp.MustCompile(`action="[^"]*/topup"[\s\S]*?name="idempotency_key" value="([0-9a-f]+)"`).FindStringSubmatch(page)[1]
+	form := func(card string) url.Values {
+		return url.Values{"launch": {launch}, "idempotency_key": {topUpKey}, "amount": {"1.80"}, "currency": {"CNY"}, "card": {card}}
+	}
+
+	declined := ta.postForm(path+"/topup", url.Values{"launch": {launch}, "idempotency_key": {"declined-1"}, "amount": {"1.80"}, "currency": {"CNY"}, "card": {sandbox.CardDeclined}})
+	if declined.Status != http.StatusUnprocessableEntity || !strings.Contains(string(declined.Body), "declined") {
+		t.Fatalf("declined card: %d\n%s", declined.Status, declined.Body)
+	}
+	for range 2 { // the second post is a resubmission of the same form
+		done := ta.postForm(path+"/topup", form(sandbox.CardSuccess))
+		if done.Status != http.StatusOK || !strings.Contains(string(done.Body), "Topped up 1.80 CNY") || !strings.Contains(string(done.Body), `id="buy"`) {
+			t.Fatalf("top-up: %d\n%s", done.Status, done.Body)
+		}
+	}
+	if wallet := ta.balance(ledger.ShopperWallet(shopper.ID)); wallet != 300 {
+		t.Fatalf("wallet %d after topping up 1.80 on 1.20, want 300", wallet)
+	}
+	buyKey := regexp.MustCompile(`name="idempotency_key" value="([0-9a-f]+)"`).FindStringSubmatch(string(ta.get(path + "?launch=" + url.QueryEscape(launch)).Body))[1]
+	if buy := ta.postForm(path+"/buy", url.Values{"launch": {launch}, "idempotency_key": {buyKey}}); buy.Status != http.StatusSeeOther {
+		t.Fatalf("buy after top-up: %d %s", buy.Status, buy.Body)
 	}
 	assertVerifyClean(t, ta.testApp)
 }
