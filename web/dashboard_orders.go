@@ -1,10 +1,16 @@
 package web
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/chatpay/chatpay/internal/idempotency"
+	"github.com/chatpay/chatpay/internal/problem"
 	"github.com/chatpay/chatpay/payments"
 )
 
@@ -17,6 +23,7 @@ const redemptionsShownMax = payments.ListPageSizeMax
 func (d *Dashboard) registerOrders(g *echo.Group) {
 	g.GET("/orders", d.orders)
 	g.GET("/orders/:id", d.order)
+	g.POST("/orders/:id/refund", d.refund)
 	g.GET("/redemptions", d.redemptions)
 	g.GET("/till", d.tillPage)
 	g.POST("/till", d.tillRedeem)
@@ -36,8 +43,10 @@ func (d *Dashboard) orders(c echo.Context) error {
 }
 
 type orderView struct {
-	Order   payments.Order
-	Coupons []payments.Coupon
+	Order          payments.Order
+	Coupons        []payments.Coupon
+	IdempotencyKey string // the refund forms' key: a double click refunds once
+	Refundable     bool
 }
 
 func (d *Dashboard) order(c echo.Context) error {
@@ -50,7 +59,42 @@ func (d *Dashboard) order(c echo.Context) error {
 	if err != nil {
 		return d.renderError(c, err)
 	}
-	return d.renderPage(c, http.StatusOK, "dash_order.html", newPage(c, "Order "+o.ID, "orders", orderView{Order: o, Coupons: coupons}))
+	view := orderView{Order: o, Coupons: coupons, IdempotencyKey: newKey(), Refundable: o.Status != payments.OrderRefunded}
+	return d.renderPage(c, http.StatusOK, "dash_order.html", newPage(c, "Order "+o.ID, "orders", view))
+}
+
+// refund gives an order (or one unredeemed voucher of it) back to the
+// shopper's wallet, under the form's idempotency key. The payments service
+// refuses what may not be refunded (a redeemed voucher, more than was paid).
+func (d *Dashboard) refund(c echo.Context) error {
+	ctx := c.Request().Context()
+	m := merchantOf(c)
+	orderID, couponID := c.Param("id"), c.FormValue("coupon_id")
+	req := idempotency.Request{Scope: "merchant:" + m.ID, Key: c.FormValue("idempotency_key"), Method: http.MethodPost,
+		Path: "/dashboard/orders/" + orderID + "/refund", Body: []byte(couponID)}
+	resp, err := d.deps.Idempotency.Run(ctx, req, func(tx *sqlx.Tx) (int, any, error) {
+		r, err := d.deps.Payments.Refund(ctx, tx, m.ID, orderID, payments.RefundRequest{CouponID: couponID})
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, map[string]string{"refunded": r.Amount.String()}, nil
+	})
+	if err != nil {
+		return d.renderError(c, err)
+	}
+	flash := "Refund refused: see the order's state."
+	if resp.ContentType != problem.ContentType {
+		var done map[string]string
+		if err := json.Unmarshal(resp.Body, &done); err == nil {
+			flash = "Refunded " + done["refunded"] + " to the shopper's wallet."
+		}
+	} else {
+		var doc struct{ Detail string }
+		if err := json.Unmarshal(resp.Body, &doc); err == nil {
+			flash = "Refund refused: " + doc.Detail
+		}
+	}
+	return c.Redirect(http.StatusSeeOther, "/dashboard/orders/"+url.PathEscape(orderID)+"?flash="+url.QueryEscape(flash))
 }
 
 func (d *Dashboard) redemptions(c echo.Context) error {

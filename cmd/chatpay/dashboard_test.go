@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -179,4 +180,48 @@ func TestShopperPagesSpeakChinese(t *testing.T) {
 			t.Errorf("Chinese checkout lacks %q", want)
 		}
 	}
+}
+
+// Staff refund an unredeemed tea card from the order page: the money goes
+// back to the wallet once, whatever the number of clicks.
+func TestDashboardRefundsAnOrder(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	staff := newDashboardClient(t, ta)
+	staff.signup("McDonald's", "staff@example.com")
+	var merchantID string
+	if err := ta.db.Get(&merchantID, `SELECT id FROM merchants`); err != nil {
+		t.Fatal(err)
+	}
+	_, key, err := ta.app.catalog.CreateKey(context.Background(), merchantID, "pos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	itemID := ta.call("POST", "/v1/items", key, "", teaCard(10)).JSON(t)["id"].(string)
+	channel := ta.channel()
+	shopperID := ta.call("POST", "/v1/channel/shoppers", channel.APIKey, "", map[string]any{"user_id": "42"}).JSON(t)["id"].(string)
+	ta.fund(shopperID, 300, "CNY")
+	checkoutID := ta.call("POST", "/v1/channel/checkouts", channel.APIKey, "", map[string]any{
+		"shopper_id": shopperID, "lines": []map[string]any{{"item_id": itemID, "quantity": 1}}}).JSON(t)["id"].(string)
+	orderID := ta.call("POST", "/v1/channel/checkouts/"+checkoutID+"/confirm", channel.APIKey, "pay", nil).JSON(t)["order"].(map[string]any)["id"].(string)
+
+	_, page := staff.get("/dashboard/orders/" + orderID)
+	refundKey := regexp.MustCompile(`name="idempotency_key" value="([0-9a-f]+)"`).FindStringSubmatch(page)[1]
+	for range 2 {
+		status, body, header := staff.post("/dashboard/orders/"+orderID+"/refund", "/dashboard/orders/"+orderID,
+			url.Values{"idempotency_key": {refundKey}}, true)
+		if status != http.StatusSeeOther || !strings.Contains(header.Get("Location"), "Refunded") {
+			t.Fatalf("refund: %d %s %s", status, header.Get("Location"), body)
+		}
+	}
+	if wallet := ta.count(`SELECT refunded_minor FROM orders WHERE id = $1`, orderID); wallet != 300 {
+		t.Fatalf("refunded %d, want 300 once", wallet)
+	}
+	if status := ta.count(`SELECT count(*) FROM coupons WHERE status = 'refunded'`); status != 1 {
+		t.Fatalf("%d refunded coupons", status)
+	}
+	_, after := staff.get("/dashboard/orders/" + orderID)
+	if strings.Contains(after, `id="refund-order"`) {
+		t.Fatal("a fully refunded order still offers a refund")
+	}
+	assertVerifyClean(t, ta)
 }
