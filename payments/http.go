@@ -1,6 +1,7 @@
 package payments
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -163,67 +164,72 @@ func (h *HTTP) createCheckout(c echo.Context) error {
 	})
 }
 
-func (h *HTTP) channelCheckout(c echo.Context) (Checkout, Shopper, error) {
-	ch := channelOf(c)
-	var shopperID string
-	err := h.service.db.GetContext(c.Request().Context(), &shopperID,
-		`SELECT co.shopper_id FROM checkouts co JOIN shoppers s ON s.id = co.shopper_id WHERE co.id = $1 AND s.channel_id = $2`,
-		c.Param("id"), ch.ID)
+// checkoutShopper returns the shopper of one of the channel's checkouts;
+// another channel's checkout is not found.
+func (h *HTTP) checkoutShopper(c echo.Context) (Shopper, error) {
+	var sh Shopper
+	const q = `SELECT s.id, s.channel_id, s.external_user_id, s.display_name, s.created_at
+		FROM checkouts co JOIN shoppers s ON s.id = co.shopper_id
+		WHERE co.id = $1 AND s.channel_id = $2`
+	err := h.service.db.GetContext(c.Request().Context(), &sh, q, c.Param("id"), channelOf(c).ID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Checkout{}, Shopper{}, problem.NotFound("checkout")
+		return Shopper{}, problem.NotFound("checkout")
 	}
 	if err != nil {
-		return Checkout{}, Shopper{}, fmt.Errorf("find checkout: %w", err)
+		return Shopper{}, fmt.Errorf("find checkout: %w", err)
 	}
-	sh, err := h.service.ShopperOfChannel(c.Request().Context(), ch.ID, shopperID)
-	if err != nil {
-		return Checkout{}, Shopper{}, err
-	}
-	co, err := h.service.Checkout(c.Request().Context(), c.Param("id"), sh.ID)
-	return co, sh, err
+	return sh, nil
 }
 
 func (h *HTTP) getCheckout(c echo.Context) error {
-	co, _, err := h.channelCheckout(c)
+	sh, err := h.checkoutShopper(c)
+	if err != nil {
+		return err
+	}
+	co, err := h.service.Checkout(c.Request().Context(), c.Param("id"), sh.ID)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, toCheckoutJSON(co))
 }
 
-func (h *HTTP) confirm(c echo.Context) error {
+// checkoutAction runs act on one of the channel's checkouts in a transaction
+// that claims the request's Idempotency-Key under the channel's scope.
+func (h *HTTP) checkoutAction(c echo.Context, act func(ctx context.Context, tx *sqlx.Tx, sh Shopper) (any, error)) error {
 	body, err := httpapi.ReadBody(c)
 	if err != nil {
 		return err
 	}
-	_, sh, err := h.channelCheckout(c)
+	sh, err := h.checkoutShopper(c)
 	if err != nil {
 		return err
 	}
 	return h.idempotency.Handle(c, "channel:"+channelOf(c).ID, body, func(tx *sqlx.Tx) (int, any, error) {
-		receipt, err := h.service.Confirm(c.Request().Context(), tx, c.Param("id"), sh)
+		out, err := act(c.Request().Context(), tx, sh)
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusOK, toReceiptJSON(receipt), nil
+		return http.StatusOK, out, nil
+	})
+}
+
+func (h *HTTP) confirm(c echo.Context) error {
+	return h.checkoutAction(c, func(ctx context.Context, tx *sqlx.Tx, sh Shopper) (any, error) {
+		receipt, err := h.service.Confirm(ctx, tx, c.Param("id"), sh)
+		if err != nil {
+			return nil, err
+		}
+		return toReceiptJSON(receipt), nil
 	})
 }
 
 func (h *HTTP) cancel(c echo.Context) error {
-	body, err := httpapi.ReadBody(c)
-	if err != nil {
-		return err
-	}
-	_, sh, err := h.channelCheckout(c)
-	if err != nil {
-		return err
-	}
-	return h.idempotency.Handle(c, "channel:"+channelOf(c).ID, body, func(tx *sqlx.Tx) (int, any, error) {
-		co, err := h.service.Cancel(c.Request().Context(), tx, c.Param("id"), sh)
+	return h.checkoutAction(c, func(ctx context.Context, tx *sqlx.Tx, sh Shopper) (any, error) {
+		co, err := h.service.Cancel(ctx, tx, c.Param("id"), sh)
 		if err != nil {
-			return 0, nil, err
+			return nil, err
 		}
-		return http.StatusOK, toCheckoutJSON(co), nil
+		return toCheckoutJSON(co), nil
 	})
 }
 

@@ -125,11 +125,7 @@ func runExpire(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, err := cfg.logger(env)
-	if err != nil {
-		return err
-	}
-	db, closeDB, err := cfg.openDatabase(ctx, logger)
+	_, db, closeDB, err := cfg.connect(ctx, env)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -14,69 +13,16 @@ import (
 	"time"
 
 	"github.com/chatpay/chatpay/catalog"
-	"github.com/chatpay/chatpay/internal/database"
-	"github.com/chatpay/chatpay/internal/money"
-	"github.com/chatpay/chatpay/internal/testdb"
 	"github.com/chatpay/chatpay/ledger"
 	"github.com/chatpay/chatpay/payments"
 	"github.com/chatpay/chatpay/payments/sandbox"
 )
 
-// Test limits of the provider: the client gives up long before the slow
-// card answers, so the slow card is always an unknown outcome.
-const (
-	testProviderTimeout = 300 * time.Millisecond
-	testSandboxSlow     = 3 * time.Second
-)
+// afterSaleApp is the test app seen by the after-sale tests.
+type afterSaleApp struct{ *testApp }
 
-// afterSaleApp is a testApp with a sandbox provider of its own on a
-// loopback port, and the database's DSN for the run-once commands.
-type afterSaleApp struct {
-	*testApp
-	sandbox     *sandbox.Server
-	providerURL string
-	dsn         string
-}
-
-// startAfterSaleApp is startTestApp with a payment provider: the sandbox
-// runs as a real HTTP server and chatpay reaches it through its client.
 func startAfterSaleApp(t *testing.T, start time.Time) *afterSaleApp {
-	t.Helper()
-	dsn := testdb.DSN(t)
-	db, err := database.Open(context.Background(), dsn, database.PoolOptions{MaxOpenConns: 80, MaxIdleConns: 80})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	migrator, err := database.NewMigrator(db.DB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := &testClock{now: start}
-	sb := sandbox.New(clock.Now)
-	sb.SlowDelay = testSandboxSlow
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	providerURL, stop, err := sb.Listen(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	provider, err := payments.NewHTTPProvider("sandbox", providerURL, testProviderTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := newLoopbackServer(t)
-	a, err := newApp(db, migrator, testdb.Logger(t), appConfig{
-		Now: clock.Now, PublicBaseURL: server.URL, PlatformFee: money.BasisPoints(200), AllowPrivateWebhooks: true,
-		Provider: provider,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	server.start(a)
-	ta := &testApp{t: t, URL: server.URL, db: db, app: a, clock: clock}
-	return &afterSaleApp{testApp: ta, sandbox: sb, providerURL: providerURL, dsn: dsn}
+	return &afterSaleApp{startTestApp(t, start)}
 }
 
 // shanghai returns the instant of a wall-clock time in Asia/Shanghai.
@@ -360,24 +306,6 @@ func TestRedeemTOTPToken(t *testing.T) {
 		t.Fatalf("%d redemptions, want 4", n)
 	}
 	assertVerifyClean(t, ta.testApp)
-}
-
-// loopbackServer is an HTTP server on a loopback port whose URL is known
-// before the app that serves it is built (QR codes need it).
-type loopbackServer struct {
-	server *httptest.Server
-	URL    string
-}
-
-func newLoopbackServer(t *testing.T) *loopbackServer {
-	server := httptest.NewUnstartedServer(nil)
-	t.Cleanup(server.Close)
-	return &loopbackServer{server: server, URL: "http://" + server.Listener.Addr().String()}
-}
-
-func (l *loopbackServer) start(a *app) {
-	l.server.Config.Handler = a.echo
-	l.server.Start()
 }
 
 // Every provider outcome, faults included, ends with the top-up credited

@@ -27,6 +27,7 @@ import (
 	"github.com/chatpay/chatpay/internal/testdb"
 	"github.com/chatpay/chatpay/ledger"
 	"github.com/chatpay/chatpay/payments"
+	"github.com/chatpay/chatpay/payments/sandbox"
 )
 
 // testClock is the app's injected clock; tests move it.
@@ -48,35 +49,65 @@ func (c *testClock) Set(t time.Time) {
 }
 
 // testApp is the whole wired service on a fresh database behind a real HTTP
-// server on a loopback port.
+// server on a loopback port, with the sandbox card provider on another.
 type testApp struct {
-	t     *testing.T
-	URL   string
-	db    *sqlx.DB
-	app   *app
-	clock *testClock
+	t           *testing.T
+	URL         string
+	dsn         string
+	db          *sqlx.DB
+	app         *app
+	clock       *testClock
+	sandbox     *sandbox.Server
+	providerURL string
 }
+
+// Test limits of the provider: the client gives up long before the slow
+// card answers, so the slow card is always an unknown outcome.
+const (
+	testProviderTimeout = 300 * time.Millisecond
+	testSandboxSlow     = 3 * time.Second
+)
 
 func startTestApp(t *testing.T, start time.Time) *testApp {
 	t.Helper()
-	db := testdb.New(t)
+	dsn := testdb.DSN(t)
+	db, err := database.Open(context.Background(), dsn, database.PoolOptions{MaxOpenConns: 80, MaxIdleConns: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
 	migrator, err := database.NewMigrator(db.DB)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock := &testClock{now: start}
+	sb := sandbox.New(clock.Now)
+	sb.SlowDelay = testSandboxSlow
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	providerURL, stopProvider, err := sb.Listen(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopProvider)
+	provider, err := payments.NewHTTPProvider("sandbox", providerURL, testProviderTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server's address must be known before the app is built: QR codes carry it.
 	server := httptest.NewUnstartedServer(nil)
+	t.Cleanup(server.Close)
 	baseURL := "http://" + server.Listener.Addr().String()
 	a, err := newApp(db, migrator, testdb.Logger(t), appConfig{
 		Now: clock.Now, PublicBaseURL: baseURL, PlatformFee: money.BasisPoints(200), AllowPrivateWebhooks: true,
+		Provider: provider,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	server.Config.Handler = a.echo
 	server.Start()
-	t.Cleanup(server.Close)
-	return &testApp{t: t, URL: baseURL, db: db, app: a, clock: clock}
+	return &testApp{t: t, URL: baseURL, dsn: dsn, db: db, app: a, clock: clock, sandbox: sb, providerURL: providerURL}
 }
 
 // runWorkers starts serve's background workers (the webhook dispatcher…)

@@ -35,11 +35,7 @@ func runChannel(ctx context.Context, env *environment, args []string) error {
 		}
 		key = raw
 	}
-	logger, err := cfg.logger(env)
-	if err != nil {
-		return err
-	}
-	db, closeDB, err := cfg.openDatabase(ctx, logger)
+	_, db, closeDB, err := cfg.connect(ctx, env)
 	if err != nil {
 		return err
 	}

@@ -98,6 +98,20 @@ func (cfg *config) logger(env *environment) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be text or json, not %q", cfg.LogFormat)
 }
 
+// connect builds the logger and opens the database: what every command that
+// touches the database does first.
+func (cfg *config) connect(ctx context.Context, env *environment) (*slog.Logger, *sqlx.DB, func(), error) {
+	logger, err := cfg.logger(env)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	db, closeDB, err := cfg.openDatabase(ctx, logger)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return logger, db, closeDB, nil
+}
+
 // openDatabase connects to DATABASE_URL, or starts the private cluster in the
 // data folder and connects to it. close stops what it started.
 func (cfg *config) openDatabase(ctx context.Context, logger *slog.Logger) (db *sqlx.DB, close func(), err error) {

@@ -63,11 +63,7 @@ func runDispatch(ctx context.Context, env *environment, args []string) error {
 		// runs a dispatcher of its own.
 		return errors.New("dispatch needs --database-url (or DATABASE_URL); `chatpay serve` already dispatches on its private database")
 	}
-	logger, err := cfg.logger(env)
-	if err != nil {
-		return err
-	}
-	db, closeDB, err := cfg.openDatabase(ctx, logger)
+	logger, db, closeDB, err := cfg.connect(ctx, env)
 	if err != nil {
 		return err
 	}

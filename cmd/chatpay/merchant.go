@@ -43,11 +43,7 @@ func runMerchant(ctx context.Context, env *environment, args []string) error {
 
 // withCatalog opens the database and runs fn with a catalog service on it.
 func withCatalog(ctx context.Context, env *environment, cfg *config, fn func(*catalog.Service) error) error {
-	logger, err := cfg.logger(env)
-	if err != nil {
-		return err
-	}
-	db, closeDB, err := cfg.openDatabase(ctx, logger)
+	_, db, closeDB, err := cfg.connect(ctx, env)
 	if err != nil {
 		return err
 	}

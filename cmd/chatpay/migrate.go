@@ -22,11 +22,7 @@ func runMigrate(ctx context.Context, env *environment, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	logger, err := cfg.logger(env)
-	if err != nil {
-		return err
-	}
-	db, closeDB, err := cfg.openDatabase(ctx, logger)
+	_, db, closeDB, err := cfg.connect(ctx, env)
 	if err != nil {
 		return err
 	}

@@ -28,11 +28,7 @@ func runVerify(ctx context.Context, env *environment, args []string) error {
 	// The audit only reads, so a server that may lose commits cannot make
 	// it lose anything; refusing it would only hide what the audit finds.
 	cfg.AllowUnsafeDurability = true
-	logger, err := cfg.logger(env)
-	if err != nil {
-		return err
-	}
-	db, closeDB, err := cfg.openDatabase(ctx, logger)
+	_, db, closeDB, err := cfg.connect(ctx, env)
 	if err != nil {
 		return err
 	}
