@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
 	"context"
 	"errors"
 	"io"
@@ -323,5 +325,57 @@ func TestUnknownCommand(t *testing.T) {
 	err := run(context.Background(), []string{"frobnicate"}, &out, &out, func(string) string { return "" })
 	if !errors.Is(err, errUsage) || !strings.Contains(out.String(), `unknown command "frobnicate"`) {
 		t.Fatalf("err=%v out=%s", err, out.String())
+	}
+}
+
+// A request still in flight when shutdown begins is finished, not cut off:
+// the client is halfway through sending a form when SIGTERM's context is
+// canceled, and still gets its whole answer.
+func TestServeFinishesRequestsInFlight(t *testing.T) {
+	base, stop := serveInProcess(t, "--database-url", testdb.DSN(t), "--dev-allow-unsafe-durability")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	reader := bufio.NewReader(conn)
+	// One whole request first, so the server has accepted this connection
+	// before shutdown closes the listener.
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: chatpay\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	first, err := http.ReadResponse(reader, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, first.Body)
+	_ = first.Body.Close()
+	body := "launch=&idempotency_key=k1"
+	header := fmt.Sprintf("POST /q/aaaaaaaaaaaaaaaaaaaaaaaaaa/buy HTTP/1.1\r\nHost: chatpay\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n", len(body))
+	if _, err := conn.Write([]byte(header + body[:5])); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the server reads the headers: the request is in flight
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	time.Sleep(300 * time.Millisecond) // shutdown has begun and waits for this request
+	select {
+	case err := <-stopped:
+		t.Fatalf("serve stopped with a request in flight: %v", err)
+	default:
+	}
+	if _, err := conn.Write([]byte(body[5:])); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(reader, nil)
+	if err != nil {
+		t.Fatalf("the in-flight request got no answer: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound { // an unknown code's page, rendered in full
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("graceful stop: %v", err)
 	}
 }
