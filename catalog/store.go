@@ -218,12 +218,14 @@ func updateTemplate(ctx context.Context, q sqlx.ExtContext, id string, rules Rul
 
 // itemColumns reads an item with its template's rules and its stock (the
 // sum of its buckets).
-const itemColumns = `
+const itemColumns = itemSelect + `
+	FROM items i LEFT JOIN coupon_templates t ON t.id = i.template_id`
+
+const itemSelect = `
 	i.id, i.merchant_id, i.sku, i.title, i.description, i.category, i.gtin, i.price_minor, i.currency,
 	i.kind, i.stock_tracked, i.per_shopper_limit, i.active, i.image_url, i.template_id, t.rules,
 	i.created_at, i.updated_at,
-	(SELECT COALESCE(SUM(s.quantity), 0) FROM item_stock s WHERE s.item_id = i.id) AS stock
-	FROM items i LEFT JOIN coupon_templates t ON t.id = i.template_id`
+	(SELECT COALESCE(SUM(s.quantity), 0) FROM item_stock s WHERE s.item_id = i.id) AS stock`
 
 type itemRow struct {
 	ID              string         `db:"id"`
@@ -292,6 +294,50 @@ func getItem(ctx context.Context, q sqlx.ExtContext, merchantID, id string, forU
 		return Item{}, fmt.Errorf("get item: %w", err)
 	}
 	return row.item()
+}
+
+// itemForSaleRow is an item with its merchant, read in one statement.
+type itemForSaleRow struct {
+	itemRow
+	Merchant merchantRow `db:"m"`
+}
+
+const itemForSaleSQL = `SELECT ` + itemSelect + `,
+	m.id AS "m.id", m.name AS "m.name", m.time_zone AS "m.time_zone", m.default_currency AS "m.default_currency",
+	m.status AS "m.status", m.allow_typed_codes AS "m.allow_typed_codes", m.created_at AS "m.created_at",
+	m.updated_at AS "m.updated_at"
+	FROM items i JOIN merchants m ON m.id = i.merchant_id
+	LEFT JOIN coupon_templates t ON t.id = i.template_id
+	WHERE i.id = $1`
+
+// getItemForSale reads any merchant's item and its merchant in one
+// statement: every checkout and every confirmation does it once per line,
+// and a second round trip for the merchant was a measurable share of a
+// purchase (docs/performance.md). It returns problem.NotFound.
+// stmt, when not nil, is itemForSaleSQL prepared on q's pool.
+func getItemForSale(ctx context.Context, q sqlx.ExtContext, stmt *sqlx.Stmt, id string) (Item, Merchant, error) {
+	var row itemForSaleRow
+	var err error
+	if stmt != nil {
+		err = stmt.GetContext(ctx, &row, id)
+	} else {
+		err = sqlx.GetContext(ctx, q, &row, itemForSaleSQL, id)
+	}
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Item{}, Merchant{}, problem.NotFound("item")
+		}
+		return Item{}, Merchant{}, fmt.Errorf("get item for sale: %w", err)
+	}
+	item, err := row.item()
+	if err != nil {
+		return Item{}, Merchant{}, err
+	}
+	m, err := row.Merchant.merchant()
+	if err != nil {
+		return Item{}, Merchant{}, err
+	}
+	return item, m, nil
 }
 
 // itemCursor is the position after the last item of a page.

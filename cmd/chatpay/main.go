@@ -51,6 +51,7 @@ func commands() []command {
 		{"provider-sandbox", "serve the sandbox card payment provider on a loopback port", runProviderSandbox},
 		{"reconcile", "settle pending and unknown top-ups once by asking the payment provider", runReconcile},
 		{"expire", "expire coupons past their validity once (breakage, coupon.expired)", runExpire},
+		{"bench", "measure checkout throughput against pgbench on this machine (spread, hot, flash, webhooks, redeem)", runBench},
 	}
 }
 

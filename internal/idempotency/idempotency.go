@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -66,11 +67,42 @@ type Response struct {
 type Store struct {
 	db  *sqlx.DB
 	now func() time.Time
+	// Every request with a key runs these three statements; they are
+	// prepared once per pool connection (see prepared).
+	lockStmt, lookupStmt, insertStmt prepared
 }
 
 // NewStore returns a Store on db with an injected clock.
 func NewStore(db *sqlx.DB, now func() time.Time) *Store {
-	return &Store{db: db, now: now}
+	return &Store{db: db, now: now,
+		lockStmt: prepared{query: lockSQL}, lookupStmt: prepared{query: lookupSQL}, insertStmt: prepared{query: insertSQL}}
+}
+
+// prepared is a statement that database/sql prepares once on each pool
+// connection and reuses there. lib/pq sends a statement with parameters
+// that is not prepared as two round trips (parse, then bind and execute)
+// and PostgreSQL parses and plans it every time; a prepared one is a single
+// round trip with its plan cached (docs/performance.md has the numbers).
+type prepared struct {
+	query string
+	mu    sync.Mutex
+	stmt  *sqlx.Stmt
+}
+
+// in returns the statement bound to tx, preparing it on first use.
+func (p *prepared) in(ctx context.Context, db *sqlx.DB, tx *sqlx.Tx) (*sqlx.Stmt, error) {
+	p.mu.Lock()
+	if p.stmt == nil {
+		stmt, err := db.PreparexContext(ctx, p.query)
+		if err != nil {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		p.stmt = stmt
+	}
+	stmt := p.stmt
+	p.mu.Unlock()
+	return tx.StmtxContext(ctx, stmt), nil
 }
 
 // Request identifies one idempotent request.
@@ -119,8 +151,11 @@ func (s *Store) Run(ctx context.Context, req Request, change Change) (Response, 
 
 func (s *Store) runClaimed(ctx context.Context, tx *sqlx.Tx, req Request, change Change) (Response, error) {
 	var locked bool
-	const lockSQL = `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))`
-	if err := tx.GetContext(ctx, &locked, lockSQL, req.Scope+"\n"+req.Key); err != nil {
+	lock, err := s.lockStmt.in(ctx, s.db, tx)
+	if err != nil {
+		return Response{}, fmt.Errorf("lock idempotency key: %w", err)
+	}
+	if err := lock.GetContext(ctx, &locked, req.Scope+"\n"+req.Key); err != nil {
 		return Response{}, fmt.Errorf("lock idempotency key: %w", err)
 	}
 	if !locked {
@@ -158,15 +193,24 @@ func (s *Store) runClaimed(ctx context.Context, tx *sqlx.Tx, req Request, change
 		status, body := problem.Render(p, req.Path)
 		resp = Response{Status: status, ContentType: problem.ContentType, Body: body}
 	}
-	const insertSQL = `
-		INSERT INTO idempotency_keys (scope, key, request_hash, method, path, status, content_type, body, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
-	if _, err := tx.ExecContext(ctx, insertSQL, req.Scope, req.Key, hash, req.Method, req.Path,
+	insert, err := s.insertStmt.in(ctx, s.db, tx)
+	if err != nil {
+		return Response{}, fmt.Errorf("store idempotency key: %w", err)
+	}
+	if _, err := insert.ExecContext(ctx, req.Scope, req.Key, hash, req.Method, req.Path,
 		resp.Status, resp.ContentType, resp.Body, s.now()); err != nil {
 		return Response{}, fmt.Errorf("store idempotency key: %w", err)
 	}
 	return resp, nil
 }
+
+const (
+	lockSQL   = `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))`
+	lookupSQL = `SELECT request_hash, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2`
+	insertSQL = `
+		INSERT INTO idempotency_keys (scope, key, request_hash, method, path, status, content_type, body, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+)
 
 func runChange(tx *sqlx.Tx, change Change) (Response, error) {
 	status, value, err := change(tx)
@@ -184,9 +228,12 @@ type storedResponse struct {
 }
 
 func (s *Store) lookup(ctx context.Context, tx *sqlx.Tx, req Request) (storedResponse, bool, error) {
-	const q = `SELECT request_hash, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2`
 	var r storedResponse
-	err := tx.QueryRowContext(ctx, q, req.Scope, req.Key).Scan(&r.hash, &r.Status, &r.ContentType, &r.Body)
+	lookup, err := s.lookupStmt.in(ctx, s.db, tx)
+	if err != nil {
+		return r, false, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	err = lookup.QueryRowContext(ctx, req.Scope, req.Key).Scan(&r.hash, &r.Status, &r.ContentType, &r.Body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, false, nil
 	}

@@ -1,0 +1,144 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chatpay/chatpay/internal/pgcluster"
+)
+
+// pgbenchDatabase is the scratch database pgbench fills and bench drops.
+const pgbenchDatabase = "chatpay_bench_pgbench"
+
+// pgbenchInitTimeout bounds `pgbench -i`.
+const pgbenchInitTimeout = 10 * time.Minute
+
+var (
+	tpsPattern     = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)`)
+	latencyPattern = regexp.MustCompile(`(?m)^latency average = ([0-9.]+) ms`)
+	failedPattern  = regexp.MustCompile(`(?m)^number of failed transactions: ([0-9]+)`)
+)
+
+// findPgbench returns the pgbench of the PostgreSQL install, or "".
+func findPgbench() string {
+	if dir, err := pgcluster.FindBinaries(""); err == nil {
+		if path := filepath.Join(dir, "pgbench"); isExecutableFile(path) {
+			return path
+		}
+	}
+	if path, err := exec.LookPath("pgbench"); err == nil {
+		return path
+	}
+	candidates, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
+	if len(candidates) > 0 {
+		return candidates[len(candidates)-1]
+	}
+	return ""
+}
+
+// scratchConninfo is the libpq connection string of the scratch database on
+// the server bench uses: for the private cluster its Unix socket as the
+// cluster's superuser, for --database-url that URL with another database.
+func (e *env) scratchConninfo() (string, error) {
+	if e.cluster != nil {
+		return e.cluster.DSN(pgbenchDatabase), nil
+	}
+	if strings.Contains(e.dsn, "://") {
+		u, err := url.Parse(e.dsn)
+		if err != nil {
+			return "", err
+		}
+		u.Path = "/" + pgbenchDatabase
+		return u.String(), nil
+	}
+	fields := strings.Fields(e.dsn)
+	out := []string{"dbname=" + pgbenchDatabase}
+	for _, f := range fields {
+		if !strings.HasPrefix(f, "dbname=") {
+			out = append(out, f)
+		}
+	}
+	return strings.Join(out, " "), nil
+}
+
+// runPgbench measures the physical limit: pgbench's tpcb-like transaction
+// (three updates, a select and an insert, committed durably) with the same
+// clients and duration, on a scratch database of the same cluster.
+func (e *env) runPgbench(ctx context.Context) *PgbenchResult {
+	res := &PgbenchResult{Clients: e.opts.Clients, Threads: 2, Scale: e.opts.PgbenchScale, Seconds: e.opts.Duration.Seconds()}
+	bin := findPgbench()
+	if bin == "" {
+		res.Missing = "pgbench not found (it ships with PostgreSQL under /usr/lib/postgresql/*/bin); no physical-limit baseline"
+		return res
+	}
+	res.Binary = bin
+	conninfo, err := e.scratchConninfo()
+	if err != nil {
+		res.Missing = "cannot build the scratch database's connection string: " + err.Error()
+		return res
+	}
+	if _, err := e.db.ExecContext(ctx, `DROP DATABASE IF EXISTS `+pgbenchDatabase); err != nil {
+		res.Missing = "drop scratch database: " + err.Error()
+		return res
+	}
+	if _, err := e.db.ExecContext(ctx, `CREATE DATABASE `+pgbenchDatabase); err != nil {
+		res.Missing = "create scratch database: " + err.Error()
+		return res
+	}
+	defer func() {
+		dropCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := e.db.ExecContext(dropCtx, `DROP DATABASE IF EXISTS `+pgbenchDatabase); err != nil {
+			e.opts.Logger.Warn("drop pgbench scratch database", "error", err)
+		}
+	}()
+	progress(e.opts, "pgbench: initialising scale %d (server-side generation)", e.opts.PgbenchScale)
+	initCtx, cancel := context.WithTimeout(ctx, pgbenchInitTimeout)
+	defer cancel()
+	start := time.Now()
+	if out, err := exec.CommandContext(initCtx, bin, "-i", "-q", "-I", "dtGvp", "-s", strconv.Itoa(e.opts.PgbenchScale), conninfo).CombinedOutput(); err != nil {
+		res.Missing = fmt.Sprintf("pgbench -i failed: %v: %s", err, lastLine(out))
+		return res
+	}
+	res.InitSeconds = round(time.Since(start).Seconds(), 1)
+	seconds := max(1, int(e.opts.Duration.Round(time.Second).Seconds()))
+	progress(e.opts, "pgbench: tpcb-like, -c %d -j 2 -T %d", e.opts.Clients, seconds)
+	runCtx, cancelRun := context.WithTimeout(ctx, e.opts.Duration+time.Minute)
+	defer cancelRun()
+	cmd := exec.CommandContext(runCtx, bin, "-b", "tpcb-like", "-c", strconv.Itoa(e.opts.Clients), "-j", "2",
+		"-T", strconv.Itoa(seconds), "-n", conninfo)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		res.Missing = fmt.Sprintf("pgbench failed: %v: %s", err, lastLine(out.Bytes()))
+		return res
+	}
+	text := out.String()
+	if m := tpsPattern.FindStringSubmatch(text); m != nil {
+		res.TPS, _ = strconv.ParseFloat(m[1], 64)
+		res.TPS = round(res.TPS, 1)
+	}
+	if m := latencyPattern.FindStringSubmatch(text); m != nil {
+		res.LatencyAvgMs, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := failedPattern.FindStringSubmatch(text); m != nil {
+		res.Failed, _ = strconv.Atoi(m[1])
+	}
+	if res.TPS == 0 {
+		res.Missing = "could not read pgbench's output: " + lastLine(out.Bytes())
+	}
+	return res
+}
+
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
