@@ -26,6 +26,8 @@ import (
 type Service struct {
 	db  *sqlx.DB
 	now func() time.Time
+	// stmts runs the statements every purchase reads and writes prepared.
+	stmts *database.Stmts
 	// passwordCost is bcrypt's work factor; only this package's tests lower it.
 	passwordCost int
 	// dummyPasswordHash is compared against when an e-mail address is
@@ -36,7 +38,7 @@ type Service struct {
 
 // NewService returns a Service on db with an injected clock.
 func NewService(db *sqlx.DB, now func() time.Time) *Service {
-	s := &Service{db: db, now: now, passwordCost: passwordHashCost}
+	s := &Service{db: db, now: now, passwordCost: passwordHashCost, stmts: database.NewStmts(db)}
 	s.dummyPasswordHash = sync.OnceValue(func() []byte {
 		hash, _ := bcrypt.GenerateFromPassword([]byte("chatpay-no-such-user"), s.passwordCost)
 		return hash

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -72,19 +71,13 @@ func (s *Service) TakeStock(ctx context.Context, tx sqlx.ExtContext, itemID stri
 		FOR UPDATE`
 	const committedStock = `SELECT COALESCE(sum(quantity), 0) FROM item_stock WHERE item_id = $1`
 
-	take := statementsOf(s.db).takeStock.in(ctx, s.db, tx)
 	left := quantity
 	for round := 0; left > 0; round++ {
 		if round >= stockTakeRoundsMax {
 			return fmt.Errorf("take stock of %s: still contended after %d rounds", itemID, stockTakeRoundsMax)
 		}
 		var taken int64
-		var err error
-		if take != nil {
-			err = take.GetContext(ctx, &taken, itemID, left)
-		} else {
-			err = sqlx.GetContext(ctx, tx, &taken, takeUnlockedSQL, itemID, left)
-		}
+		err := s.stmts.Get(ctx, tx, &taken, takeUnlockedSQL, itemID, left)
 		if err == nil {
 			left -= taken
 			continue
@@ -130,63 +123,5 @@ func (s *Service) ItemForSale(ctx context.Context, q sqlx.ExtContext, itemID str
 	if q == nil {
 		q = s.db
 	}
-	return getItemForSale(ctx, q, statementsOf(s.db).itemForSale.in(ctx, s.db, q), itemID)
-}
-
-// statements are the catalog's statements that every purchase runs, each
-// prepared once per pool: database/sql then keeps it prepared on every
-// connection it ran on. Unprepared, lib/pq sends a statement with
-// parameters in two round trips and PostgreSQL plans it every time; for
-// the item read, planning cost three times what running it did
-// (docs/performance.md).
-type statements struct {
-	itemForSale prepared
-	takeStock   prepared
-}
-
-// preparedByPool holds each pool's statements; keyed by pool because a
-// process (a test binary) may open several.
-var preparedByPool sync.Map // *sqlx.DB → *statements
-
-func statementsOf(db *sqlx.DB) *statements {
-	if found, ok := preparedByPool.Load(db); ok {
-		return found.(*statements)
-	}
-	found, _ := preparedByPool.LoadOrStore(db, &statements{
-		itemForSale: prepared{query: itemForSaleSQL},
-		takeStock:   prepared{query: takeUnlockedSQL},
-	})
-	return found.(*statements)
-}
-
-// prepared is one statement prepared on first use.
-type prepared struct {
-	query string
-	mu    sync.Mutex
-	stmt  *sqlx.Stmt
-}
-
-// in returns the statement bound to q when q is db or one of its
-// transactions, else nil: the caller then runs the query unprepared.
-func (p *prepared) in(ctx context.Context, db *sqlx.DB, q sqlx.ExtContext) *sqlx.Stmt {
-	tx, isTx := q.(*sqlx.Tx)
-	if pool, isPool := q.(*sqlx.DB); !isTx && (!isPool || pool != db) {
-		return nil
-	}
-	p.mu.Lock()
-	if p.stmt == nil {
-		stmt, err := db.PreparexContext(ctx, p.query)
-		if err != nil {
-			// Prepared is only faster; the plain query reports the error.
-			p.mu.Unlock()
-			return nil
-		}
-		p.stmt = stmt
-	}
-	stmt := p.stmt
-	p.mu.Unlock()
-	if isTx {
-		return tx.StmtxContext(ctx, stmt)
-	}
-	return stmt
+	return getItemForSale(ctx, q, s.stmts, itemID)
 }

@@ -314,16 +314,9 @@ const itemForSaleSQL = `SELECT ` + itemSelect + `,
 // statement: every checkout and every confirmation does it once per line,
 // and a second round trip for the merchant was a measurable share of a
 // purchase (docs/performance.md). It returns problem.NotFound.
-// stmt, when not nil, is itemForSaleSQL prepared on q's pool.
-func getItemForSale(ctx context.Context, q sqlx.ExtContext, stmt *sqlx.Stmt, id string) (Item, Merchant, error) {
+func getItemForSale(ctx context.Context, q sqlx.ExtContext, stmts *database.Stmts, id string) (Item, Merchant, error) {
 	var row itemForSaleRow
-	var err error
-	if stmt != nil {
-		err = stmt.GetContext(ctx, &row, id)
-	} else {
-		err = sqlx.GetContext(ctx, q, &row, itemForSaleSQL, id)
-	}
-	if err != nil {
+	if err := stmts.Get(ctx, q, &row, itemForSaleSQL, id); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Item{}, Merchant{}, problem.NotFound("item")
 		}

@@ -109,7 +109,7 @@ func (s *Service) Channel(ctx context.Context, id string) (Channel, error) {
 // ChannelByAPIKey authenticates a channel API key, or returns unauthorized.
 func (s *Service) ChannelByAPIKey(ctx context.Context, key string) (Channel, error) {
 	var ch Channel
-	err := s.db.GetContext(ctx, &ch, `SELECT `+channelColumns+` FROM channels WHERE api_key_hash = $1`, hashSecret(key))
+	err := s.stmts.Get(ctx, s.db, &ch, `SELECT `+channelColumns+` FROM channels WHERE api_key_hash = $1`, hashSecret(key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Channel{}, problem.New(problem.KindUnauthorized, "invalid_api_key", "the channel API key is not valid")
 	}

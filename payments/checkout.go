@@ -115,22 +115,23 @@ func (s *Service) CreateCheckout(ctx context.Context, tx *sqlx.Tx, req CheckoutR
 	}
 	const insertCheckout = `
 		INSERT INTO checkouts (id, merchant_id, shopper_id, chat_id, qr_id, status, reserved, currency, total_minor, created_at, expires_at)
-		VALUES (:id, :merchant_id, :shopper_id, :chat_id, :qr_id, :status, :reserved, :currency, :total_minor, :created_at, :expires_at)`
-	if _, err := sqlx.NamedExecContext(ctx, tx, insertCheckout, co); err != nil {
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+	if _, err := s.stmts.Exec(ctx, tx, insertCheckout, co.ID, co.MerchantID, co.ShopperID, co.ChatID, co.QRID, co.Status,
+		co.Reserved, co.Currency, co.TotalMinor, co.CreatedAt, co.ExpiresAt); err != nil {
 		return Checkout{}, fmt.Errorf("insert checkout: %w", err)
 	}
-	if err := insertCheckoutLines(ctx, tx, co); err != nil {
+	if err := s.insertCheckoutLines(ctx, tx, co); err != nil {
 		return Checkout{}, err
 	}
 	return co, nil
 }
 
-func insertCheckoutLines(ctx context.Context, tx *sqlx.Tx, co Checkout) error {
+func (s *Service) insertCheckoutLines(ctx context.Context, tx *sqlx.Tx, co Checkout) error {
 	const insertLine = `
 		INSERT INTO checkout_lines (checkout_id, line_no, item_id, quantity, unit_price_minor)
 		VALUES ($1, $2, $3, $4, $5)`
 	for _, l := range co.Lines {
-		if _, err := tx.ExecContext(ctx, insertLine, co.ID, l.LineNo, l.ItemID, l.Quantity, l.UnitPriceMinor); err != nil {
+		if _, err := s.stmts.Exec(ctx, tx, insertLine, co.ID, l.LineNo, l.ItemID, l.Quantity, l.UnitPriceMinor); err != nil {
 			return fmt.Errorf("insert checkout line: %w", err)
 		}
 	}
@@ -210,7 +211,7 @@ func (s *Service) checkLimits(ctx context.Context, tx *sqlx.Tx, shopperID string
 		}
 		if !record {
 			var bought int
-			err := tx.GetContext(ctx, &bought, `SELECT quantity FROM shopper_item_purchases WHERE shopper_id = $1 AND item_id = $2`, shopperID, l.ItemID)
+			err := s.stmts.Get(ctx, tx, &bought, purchasedSQL, shopperID, l.ItemID)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("read purchases: %w", err)
 			}
@@ -225,7 +226,7 @@ func (s *Service) checkLimits(ctx context.Context, tx *sqlx.Tx, shopperID string
 			ON CONFLICT (shopper_id, item_id) DO UPDATE SET quantity = p.quantity + EXCLUDED.quantity
 			RETURNING quantity`
 		var total int
-		if err := tx.GetContext(ctx, &total, upsert, shopperID, l.ItemID, l.Quantity); err != nil {
+		if err := s.stmts.Get(ctx, tx, &total, upsert, shopperID, l.ItemID, l.Quantity); err != nil {
 			return fmt.Errorf("count purchase: %w", err)
 		}
 		if l.item.PerShopperLimit != nil && total > limit {
@@ -243,20 +244,26 @@ func limitReached(item catalog.Item, bought int) error {
 }
 
 // A till checkout has no shopper until one scans its code: read as "".
+// Statements of the purchase path, prepared through s.stmts.
+const (
+	purchasedSQL     = `SELECT quantity FROM shopper_item_purchases WHERE shopper_id = $1 AND item_id = $2`
+	checkoutLinesSQL = `SELECT line_no, item_id, quantity, unit_price_minor FROM checkout_lines WHERE checkout_id = $1 ORDER BY line_no`
+)
+
 const checkoutColumns = `id, merchant_id, COALESCE(shopper_id, '') AS shopper_id, COALESCE(chat_id, '') AS chat_id,
 	qr_id, status, reserved, currency, total_minor, order_id, created_at, expires_at, closed_at`
 
 // checkoutForUpdate locks a shopper's checkout; other shoppers' are not found.
-func checkoutForUpdate(ctx context.Context, tx *sqlx.Tx, id, shopperID string) (Checkout, error) {
+func (s *Service) checkoutForUpdate(ctx context.Context, tx *sqlx.Tx, id, shopperID string) (Checkout, error) {
 	var co Checkout
-	err := tx.GetContext(ctx, &co, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND shopper_id = $2 FOR UPDATE`, id, shopperID)
+	err := s.stmts.Get(ctx, tx, &co, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND shopper_id = $2 FOR UPDATE`, id, shopperID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Checkout{}, problem.NotFound("checkout")
 	}
 	if err != nil {
 		return Checkout{}, fmt.Errorf("lock checkout: %w", err)
 	}
-	if err := tx.SelectContext(ctx, &co.Lines, `SELECT line_no, item_id, quantity, unit_price_minor FROM checkout_lines WHERE checkout_id = $1 ORDER BY line_no`, id); err != nil {
+	if err := s.stmts.Select(ctx, tx, &co.Lines, checkoutLinesSQL, id); err != nil {
 		return Checkout{}, fmt.Errorf("read checkout lines: %w", err)
 	}
 	return co, nil
@@ -284,7 +291,7 @@ func (s *Service) Checkout(ctx context.Context, id, shopperID string) (Checkout,
 // purchase_limit_reached or insufficient_funds (422); on any of them nothing
 // is written.
 func (s *Service) Confirm(ctx context.Context, tx *sqlx.Tx, checkoutID string, shopper Shopper) (Receipt, error) {
-	co, err := checkoutForUpdate(ctx, tx, checkoutID, shopper.ID)
+	co, err := s.checkoutForUpdate(ctx, tx, checkoutID, shopper.ID)
 	if err != nil {
 		return Receipt{}, err
 	}
@@ -341,11 +348,11 @@ func (s *Service) Confirm(ctx context.Context, tx *sqlx.Tx, checkoutID string, s
 			Kind: l.item.Kind, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor,
 		})
 	}
-	if err := insertOrder(ctx, tx, order); err != nil {
+	if err := s.insertOrder(ctx, tx, order); err != nil {
 		return Receipt{}, err
 	}
 	const markPaid = `UPDATE checkouts SET status = 'paid', reserved = false, order_id = $2, closed_at = $3 WHERE id = $1`
-	if _, err := tx.ExecContext(ctx, markPaid, co.ID, order.ID, now); err != nil {
+	if _, err := s.stmts.Exec(ctx, tx, markPaid, co.ID, order.ID, now); err != nil {
 		return Receipt{}, fmt.Errorf("mark checkout paid: %w", err)
 	}
 	coupons, err := s.issueCoupons(ctx, tx, order, lines, merchant)
@@ -407,7 +414,7 @@ func (s *Service) enqueuePaid(ctx context.Context, tx *sqlx.Tx, order Order, cou
 		Order: webhooks.Order{ID: order.ID, MerchantID: order.MerchantID, Lines: lines,
 			Total: webhookAmount(money.New(order.TotalMinor, currency)), PaidAt: order.CreatedAt},
 	})
-	if err := webhooks.Enqueue(ctx, tx, paid); err != nil {
+	if err := s.outbox.Enqueue(ctx, tx, paid); err != nil {
 		return fmt.Errorf("enqueue order.paid: %w", err)
 	}
 	for _, c := range coupons {
@@ -415,7 +422,7 @@ func (s *Service) enqueuePaid(ctx context.Context, tx *sqlx.Tx, order Order, cou
 			ChatData: webhooks.ChatData{Chat: chat, Message: fmt.Sprintf("Your %s coupon %s is ready. %s", c.Title, c.Code, c.RulesText)},
 			Coupon:   c.webhook("issued"),
 		})
-		if err := webhooks.Enqueue(ctx, tx, issued); err != nil {
+		if err := s.outbox.Enqueue(ctx, tx, issued); err != nil {
 			return fmt.Errorf("enqueue coupon.issued: %w", err)
 		}
 	}
@@ -464,7 +471,7 @@ func (s *Service) ExpireCheckouts(ctx context.Context, batchMax int) (int, error
 // Cancel closes an open checkout and returns its reserved stock. Canceling a
 // canceled checkout answers it again; a paid one is already_paid.
 func (s *Service) Cancel(ctx context.Context, tx *sqlx.Tx, checkoutID string, shopper Shopper) (Checkout, error) {
-	co, err := checkoutForUpdate(ctx, tx, checkoutID, shopper.ID)
+	co, err := s.checkoutForUpdate(ctx, tx, checkoutID, shopper.ID)
 	if err != nil {
 		return Checkout{}, err
 	}

@@ -122,7 +122,7 @@ func (s *Service) issueCoupons(ctx context.Context, tx *sqlx.Tx, order Order, li
 			}
 			c.Secret = make([]byte, 20)
 			_, _ = rand.Read(c.Secret)
-			if err := insertCoupon(ctx, tx, &c); err != nil {
+			if err := s.insertCoupon(ctx, tx, &c); err != nil {
 				return nil, err
 			}
 			coupons = append(coupons, c)
@@ -131,7 +131,7 @@ func (s *Service) issueCoupons(ctx context.Context, tx *sqlx.Tx, order Order, li
 	return coupons, nil
 }
 
-func insertCoupon(ctx context.Context, tx *sqlx.Tx, c *Coupon) error {
+func (s *Service) insertCoupon(ctx context.Context, tx *sqlx.Tx, c *Coupon) error {
 	const insert = `
 		INSERT INTO coupons (id, order_id, line_no, merchant_id, shopper_id, item_id, code, secret, rules, time_zone,
 			value_minor, currency, issued_at, valid_until, uses_total, uses_left, status)
@@ -139,7 +139,7 @@ func insertCoupon(ctx context.Context, tx *sqlx.Tx, c *Coupon) error {
 		ON CONFLICT (code) DO NOTHING`
 	for attempt := 1; attempt <= couponCodeAttemptsMax; attempt++ {
 		c.Code = newCouponCode()
-		res, err := tx.ExecContext(ctx, insert, c.ID, c.OrderID, c.LineNo, c.MerchantID, c.ShopperID, c.ItemID, c.Code,
+		res, err := s.stmts.Exec(ctx, tx, insert, c.ID, c.OrderID, c.LineNo, c.MerchantID, c.ShopperID, c.ItemID, c.Code,
 			c.Secret, c.RulesJSON, c.TimeZone, c.ValueMinor, c.Currency, c.IssuedAt, c.ValidUntil, c.UsesTotal, c.UsesLeft, c.Status)
 		if err != nil {
 			return fmt.Errorf("insert coupon: %w", err)

@@ -171,7 +171,7 @@ func (h *HTTP) checkoutShopper(c echo.Context) (Shopper, error) {
 	const q = `SELECT s.id, s.channel_id, s.external_user_id, s.display_name, s.created_at
 		FROM checkouts co JOIN shoppers s ON s.id = co.shopper_id
 		WHERE co.id = $1 AND s.channel_id = $2`
-	err := h.service.db.GetContext(c.Request().Context(), &sh, q, c.Param("id"), channelOf(c).ID)
+	err := h.service.stmts.Get(c.Request().Context(), h.service.db, &sh, q, c.Param("id"), channelOf(c).ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Shopper{}, problem.NotFound("checkout")
 	}

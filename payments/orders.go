@@ -53,11 +53,12 @@ type OrderLine struct {
 	UnitPriceMinor int64  `db:"unit_price_minor"`
 }
 
-func insertOrder(ctx context.Context, tx *sqlx.Tx, o Order) error {
+func (s *Service) insertOrder(ctx context.Context, tx *sqlx.Tx, o Order) error {
 	const insert = `
 		INSERT INTO orders (id, checkout_id, merchant_id, shopper_id, chat_id, currency, total_minor, status, ledger_transaction_id, created_at)
-		VALUES (:id, :checkout_id, :merchant_id, :shopper_id, :chat_id, :currency, :total_minor, :status, :ledger_transaction_id, :created_at)`
-	if _, err := sqlx.NamedExecContext(ctx, tx, insert, o); err != nil {
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	if _, err := s.stmts.Exec(ctx, tx, insert, o.ID, o.CheckoutID, o.MerchantID, o.ShopperID, o.ChatID, o.Currency,
+		o.TotalMinor, o.Status, o.LedgerTransactionID, o.CreatedAt); err != nil {
 		if database.IsUniqueViolation(err, "orders_checkout_key") {
 			// The checkout row lock makes this unreachable; the constraint is the second check.
 			return problem.New(problem.KindConflict, CodeAlreadyPaid, "this checkout is already paid")
@@ -68,7 +69,7 @@ func insertOrder(ctx context.Context, tx *sqlx.Tx, o Order) error {
 		INSERT INTO order_lines (order_id, line_no, item_id, sku, title, category, kind, quantity, unit_price_minor)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 	for _, l := range o.Lines {
-		if _, err := tx.ExecContext(ctx, insertLine, o.ID, l.LineNo, l.ItemID, l.SKU, l.Title, l.Category, l.Kind, l.Quantity, l.UnitPriceMinor); err != nil {
+		if _, err := s.stmts.Exec(ctx, tx, insertLine, o.ID, l.LineNo, l.ItemID, l.SKU, l.Title, l.Category, l.Kind, l.Quantity, l.UnitPriceMinor); err != nil {
 			return fmt.Errorf("insert order line: %w", err)
 		}
 	}
@@ -180,7 +181,7 @@ func (s *Service) receipt(ctx context.Context, tx *sqlx.Tx, order Order, coupons
 			continue
 		}
 		var bought int
-		if err := tx.GetContext(ctx, &bought, `SELECT quantity FROM shopper_item_purchases WHERE shopper_id = $1 AND item_id = $2`, shopper.ID, l.ItemID); err != nil {
+		if err := s.stmts.Get(ctx, tx, &bought, purchasedSQL, shopper.ID, l.ItemID); err != nil {
 			return Receipt{}, fmt.Errorf("read purchases: %w", err)
 		}
 		r.Remaining[l.ItemID] = max(0, *l.item.PerShopperLimit-bought)

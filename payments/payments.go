@@ -17,10 +17,12 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/chatpay/chatpay/catalog"
+	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
 	"github.com/chatpay/chatpay/ledger"
 	"github.com/chatpay/chatpay/qr"
+	"github.com/chatpay/chatpay/webhooks"
 )
 
 // Limits of a checkout.
@@ -54,6 +56,8 @@ type Config struct {
 	// Provider funds wallets (top-ups); nil answers top-ups with
 	// provider_unavailable.
 	Provider Provider
+	// Outbox writes the events; nil writes them without its prepared statements.
+	Outbox *webhooks.Service
 }
 
 // Service runs the payment flows.
@@ -67,6 +71,9 @@ type Service struct {
 	checkoutTTL  time.Duration
 	launchMaxAge time.Duration
 	provider     Provider
+	outbox       *webhooks.Service
+	// stmts runs the statements of every purchase prepared.
+	stmts *database.Stmts
 }
 
 // NewService wires the payment flows to their collaborators.
@@ -77,7 +84,7 @@ func NewService(db *sqlx.DB, now func() time.Time, l *ledger.Ledger, c *catalog.
 	return &Service{
 		db: db, now: now, ledger: l, catalog: c, qr: q,
 		fee: cfg.PlatformFee, checkoutTTL: cfg.CheckoutTTL, launchMaxAge: cfg.LaunchMaxAge,
-		provider: cfg.Provider,
+		provider: cfg.Provider, outbox: cfg.Outbox, stmts: database.NewStmts(db),
 	}
 }
 

@@ -379,7 +379,7 @@ func (s *Service) enqueueCouponEvent(ctx context.Context, tx *sqlx.Tx, c Coupon,
 	default:
 		return fmt.Errorf("coupon event %q", status)
 	}
-	if err := webhooks.Enqueue(ctx, tx, event); err != nil {
+	if err := s.outbox.Enqueue(ctx, tx, event); err != nil {
 		return fmt.Errorf("enqueue coupon.%s: %w", status, err)
 	}
 	return nil

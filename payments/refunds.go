@@ -301,7 +301,7 @@ func (s *Service) enqueueRefunded(ctx context.Context, tx *sqlx.Tx, o Order, r R
 			Message: fmt.Sprintf("Refunded %s to your wallet — %s", r.Amount, strings.Join(titles, ", "))},
 		OrderID: o.ID, MerchantID: o.MerchantID, CouponID: couponID, Refund: webhookAmount(r.Amount), RefundedAt: r.CreatedAt,
 	})
-	if err := webhooks.Enqueue(ctx, tx, event); err != nil {
+	if err := s.outbox.Enqueue(ctx, tx, event); err != nil {
 		return fmt.Errorf("enqueue order.refunded: %w", err)
 	}
 	return nil

@@ -59,7 +59,7 @@ func (s *Service) CreateTillCheckout(ctx context.Context, tx *sqlx.Tx, merchantI
 	if _, err := tx.ExecContext(ctx, insert, co.ID, co.MerchantID, code.ID, co.Currency, co.TotalMinor, co.CreatedAt, co.ExpiresAt); err != nil {
 		return TillCheckout{}, fmt.Errorf("insert till checkout: %w", err)
 	}
-	if err := insertCheckoutLines(ctx, tx, co); err != nil {
+	if err := s.insertCheckoutLines(ctx, tx, co); err != nil {
 		return TillCheckout{}, err
 	}
 	return TillCheckout{Checkout: co, Code: code}, nil

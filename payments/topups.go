@@ -319,7 +319,7 @@ func (s *Service) applyChargeTx(ctx context.Context, tx *sqlx.Tx, t TopUp, charg
 		},
 		ShopperID: t.ShopperID, TopUpID: t.ID, Amount: webhookAmount(added), Balance: webhookAmount(after),
 	})
-	if err := webhooks.Enqueue(ctx, tx, event); err != nil {
+	if err := s.outbox.Enqueue(ctx, tx, event); err != nil {
 		return TopUp{}, fmt.Errorf("enqueue wallet.topped_up: %w", err)
 	}
 	return done, nil

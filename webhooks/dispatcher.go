@@ -596,7 +596,7 @@ func (d *Dispatcher) disable(ctx context.Context, tx *sqlx.Tx, endpointID string
 		return err
 	}
 	d.cfg.Logger.Warn("webhook endpoint disabled", "endpoint", endpointID, "owner", owner.String(), "reason", reason)
-	_, err := enqueue(ctx, tx, Event{
+	_, err := enqueue(ctx, tx, nil, Event{
 		Type: TypeEndpointDisabled, CreatedAt: now, Owners: []Owner{owner}, OrderingKey: "owner:" + owner.String(),
 		Data: EndpointDisabledData{
 			Message:    fmt.Sprintf("Webhook endpoint %s was disabled: %s.", ep.URL, reason),

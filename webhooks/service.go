@@ -28,13 +28,14 @@ func Enqueue(ctx context.Context, tx sqlx.ExtContext, e Event) error {
 	if e.CreatedAt.IsZero() {
 		e.CreatedAt = time.Now()
 	}
-	_, err := enqueue(ctx, tx, e, "")
+	_, err := enqueue(ctx, tx, nil, e, "")
 	return err
 }
 
-// enqueue validates and writes e; targetEndpointID, when set, delivers to that
-// one endpoint whatever its filter (test pings).
-func enqueue(ctx context.Context, tx sqlx.ExtContext, e Event, targetEndpointID string) (string, error) {
+// enqueue validates and writes e, with its statements prepared when stmts
+// is not nil; targetEndpointID, when set, delivers to that one endpoint
+// whatever its filter (test pings).
+func enqueue(ctx context.Context, tx sqlx.ExtContext, stmts *database.Stmts, e Event, targetEndpointID string) (string, error) {
 	if e.ID == "" {
 		e.ID = ids.New("evt")
 	}
@@ -45,7 +46,7 @@ func enqueue(ctx context.Context, tx sqlx.ExtContext, e Event, targetEndpointID 
 	if err != nil {
 		return "", err
 	}
-	if _, err := insertEvent(ctx, tx, e, body, targetEndpointID); err != nil {
+	if _, err := insertEvent(ctx, tx, stmts, e, body, targetEndpointID); err != nil {
 		return "", err
 	}
 	return e.ID, nil
@@ -94,19 +95,26 @@ type Service struct {
 	db     *sqlx.DB
 	policy URLPolicy
 	now    func() time.Time
+	// stmts runs the outbox inserts prepared: every purchase writes two events.
+	stmts *database.Stmts
 }
 
 // NewService returns a Service on db that checks endpoint URLs with policy.
 func NewService(db *sqlx.DB, policy URLPolicy, now func() time.Time) *Service {
-	return &Service{db: db, policy: policy, now: now}
+	return &Service{db: db, policy: policy, now: now, stmts: database.NewStmts(db)}
 }
 
-// Enqueue is the package Enqueue with the service's clock.
+// Enqueue is the package Enqueue with the service's clock and prepared
+// statements. A nil Service is the package Enqueue, so a collaborator built
+// without webhooks (a test, a one-off command) still writes its events.
 func (s *Service) Enqueue(ctx context.Context, tx sqlx.ExtContext, e Event) error {
+	if s == nil {
+		return Enqueue(ctx, tx, e)
+	}
 	if e.CreatedAt.IsZero() {
 		e.CreatedAt = s.now()
 	}
-	_, err := enqueue(ctx, tx, e, "")
+	_, err := enqueue(ctx, tx, s.stmts, e, "")
 	return err
 }
 
@@ -372,7 +380,7 @@ func (s *Service) SendTest(ctx context.Context, owner Owner, id string) (string,
 			Type: TypeTestPing, CreatedAt: s.now(), Owners: []Owner{owner}, OrderingKey: "test:" + row.ID,
 			Data: TestPingData{Message: "Test event from chatpay: this endpoint is reachable.", EndpointID: row.ID},
 		}
-		eventID, err = enqueue(ctx, tx, e, row.ID)
+		eventID, err = enqueue(ctx, tx, s.stmts, e, row.ID)
 		return err
 	})
 	return eventID, err

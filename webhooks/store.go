@@ -11,6 +11,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/chatpay/chatpay/internal/database"
+
 	"github.com/chatpay/chatpay/internal/ids"
 	"github.com/chatpay/chatpay/internal/problem"
 )
@@ -194,8 +196,8 @@ SELECT count(*) FROM fanout`
 
 const notifySQL = `SELECT pg_notify($1, '')`
 
-func insertEvent(ctx context.Context, tx sqlx.ExtContext, e Event, body []byte, targetEndpointID string) (int, error) {
-	if _, err := tx.ExecContext(ctx, lockConversationSQL, e.OrderingKey); err != nil {
+func insertEvent(ctx context.Context, tx sqlx.ExtContext, stmts *database.Stmts, e Event, body []byte, targetEndpointID string) (int, error) {
+	if _, err := stmts.Exec(ctx, tx, lockConversationSQL, e.OrderingKey); err != nil {
 		return 0, fmt.Errorf("lock conversation: %w", err)
 	}
 	owners := make([]string, len(e.Owners))
@@ -205,13 +207,13 @@ func insertEvent(ctx context.Context, tx sqlx.ExtContext, e Event, body []byte, 
 		owners[i], kinds[i], ownerIDs[i] = o.String(), o.Kind, o.ID
 	}
 	var deliveries int
-	err := sqlx.GetContext(ctx, tx, &deliveries, insertEventSQL, e.ID, e.Type, pq.StringArray(owners), e.OrderingKey,
+	err := stmts.Get(ctx, tx, &deliveries, insertEventSQL, e.ID, e.Type, pq.StringArray(owners), e.OrderingKey,
 		body, e.CreatedAt, pq.StringArray(kinds), pq.StringArray(ownerIDs), targetEndpointID)
 	if err != nil {
 		return 0, fmt.Errorf("insert webhook event: %w", err)
 	}
 	if deliveries > 0 {
-		if _, err := tx.ExecContext(ctx, notifySQL, NotifyChannel); err != nil {
+		if _, err := stmts.Exec(ctx, tx, notifySQL, NotifyChannel); err != nil {
 			return 0, fmt.Errorf("notify dispatchers: %w", err)
 		}
 	}

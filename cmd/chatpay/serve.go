@@ -229,7 +229,7 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	if a.qr, err = qr.NewService(db, now, cfg.PublicBaseURL); err != nil {
 		return nil, fmt.Errorf("public base URL: %w", err)
 	}
-	a.payments = payments.NewService(db, now, a.ledger, a.catalog, a.qr, payments.Config{PlatformFee: cfg.PlatformFee, Provider: cfg.Provider})
+	a.payments = payments.NewService(db, now, a.ledger, a.catalog, a.qr, payments.Config{PlatformFee: cfg.PlatformFee, Provider: cfg.Provider, Outbox: a.webhooks})
 	a.qr.SetItemChecker(func(ctx context.Context, merchantID, itemID string) error {
 		_, err := a.catalog.Item(ctx, merchantID, itemID)
 		return err

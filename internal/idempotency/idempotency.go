@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -67,42 +66,13 @@ type Response struct {
 type Store struct {
 	db  *sqlx.DB
 	now func() time.Time
-	// Every request with a key runs these three statements; they are
-	// prepared once per pool connection (see prepared).
-	lockStmt, lookupStmt, insertStmt prepared
+	// stmts runs the claim's statements prepared: every keyed request runs them.
+	stmts *database.Stmts
 }
 
 // NewStore returns a Store on db with an injected clock.
 func NewStore(db *sqlx.DB, now func() time.Time) *Store {
-	return &Store{db: db, now: now,
-		lockStmt: prepared{query: lockSQL}, lookupStmt: prepared{query: lookupSQL}, insertStmt: prepared{query: insertSQL}}
-}
-
-// prepared is a statement that database/sql prepares once on each pool
-// connection and reuses there. lib/pq sends a statement with parameters
-// that is not prepared as two round trips (parse, then bind and execute)
-// and PostgreSQL parses and plans it every time; a prepared one is a single
-// round trip with its plan cached (docs/performance.md has the numbers).
-type prepared struct {
-	query string
-	mu    sync.Mutex
-	stmt  *sqlx.Stmt
-}
-
-// in returns the statement bound to tx, preparing it on first use.
-func (p *prepared) in(ctx context.Context, db *sqlx.DB, tx *sqlx.Tx) (*sqlx.Stmt, error) {
-	p.mu.Lock()
-	if p.stmt == nil {
-		stmt, err := db.PreparexContext(ctx, p.query)
-		if err != nil {
-			p.mu.Unlock()
-			return nil, fmt.Errorf("prepare: %w", err)
-		}
-		p.stmt = stmt
-	}
-	stmt := p.stmt
-	p.mu.Unlock()
-	return tx.StmtxContext(ctx, stmt), nil
+	return &Store{db: db, now: now, stmts: database.NewStmts(db)}
 }
 
 // Request identifies one idempotent request.
@@ -151,11 +121,9 @@ func (s *Store) Run(ctx context.Context, req Request, change Change) (Response, 
 
 func (s *Store) runClaimed(ctx context.Context, tx *sqlx.Tx, req Request, change Change) (Response, error) {
 	var locked bool
-	lock, err := s.lockStmt.in(ctx, s.db, tx)
-	if err != nil {
-		return Response{}, fmt.Errorf("lock idempotency key: %w", err)
-	}
-	if err := lock.GetContext(ctx, &locked, req.Scope+"\n"+req.Key); err != nil {
+	// The look-up is a statement of its own, after the lock: its snapshot
+	// must be taken once the lock is held, to see a first request's row.
+	if err := s.stmts.Get(ctx, tx, &locked, lockSQL, req.Scope+"\n"+req.Key); err != nil {
 		return Response{}, fmt.Errorf("lock idempotency key: %w", err)
 	}
 	if !locked {
@@ -170,7 +138,7 @@ func (s *Store) runClaimed(ctx context.Context, tx *sqlx.Tx, req Request, change
 		return Response{}, err
 	}
 	if found {
-		if string(stored.hash) != string(hash) {
+		if string(stored.Hash) != string(hash) {
 			return Response{}, problem.New(problem.KindInvalid, "idempotency_key_reused",
 				"this Idempotency-Key was used with a different request; use a new key for a new request")
 		}
@@ -193,11 +161,7 @@ func (s *Store) runClaimed(ctx context.Context, tx *sqlx.Tx, req Request, change
 		status, body := problem.Render(p, req.Path)
 		resp = Response{Status: status, ContentType: problem.ContentType, Body: body}
 	}
-	insert, err := s.insertStmt.in(ctx, s.db, tx)
-	if err != nil {
-		return Response{}, fmt.Errorf("store idempotency key: %w", err)
-	}
-	if _, err := insert.ExecContext(ctx, req.Scope, req.Key, hash, req.Method, req.Path,
+	if _, err := s.stmts.Exec(ctx, tx, insertSQL, req.Scope, req.Key, hash, req.Method, req.Path,
 		resp.Status, resp.ContentType, resp.Body, s.now()); err != nil {
 		return Response{}, fmt.Errorf("store idempotency key: %w", err)
 	}
@@ -221,19 +185,15 @@ func runChange(tx *sqlx.Tx, change Change) (Response, error) {
 }
 
 type storedResponse struct {
-	hash        []byte
-	Status      int
-	ContentType string
-	Body        []byte
+	Hash        []byte `db:"request_hash"`
+	Status      int    `db:"status"`
+	ContentType string `db:"content_type"`
+	Body        []byte `db:"body"`
 }
 
 func (s *Store) lookup(ctx context.Context, tx *sqlx.Tx, req Request) (storedResponse, bool, error) {
 	var r storedResponse
-	lookup, err := s.lookupStmt.in(ctx, s.db, tx)
-	if err != nil {
-		return r, false, fmt.Errorf("look up idempotency key: %w", err)
-	}
-	err = lookup.QueryRowContext(ctx, req.Scope, req.Key).Scan(&r.hash, &r.Status, &r.ContentType, &r.Body)
+	err := s.stmts.Get(ctx, tx, &r, lookupSQL, req.Scope, req.Key)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, false, nil
 	}
