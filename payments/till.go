@@ -2,6 +2,8 @@ package payments
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -83,9 +85,13 @@ func (s *Service) PayTillCheckout(ctx context.Context, tx *sqlx.Tx, token string
 		WHERE id = $1 AND shopper_id IS NULL AND status = 'open' AND total_minor = $4
 		RETURNING id`
 	var claimed string
-	if err := tx.GetContext(ctx, &claimed, claim, code.TargetID, shopper.ID, chatID, code.Amount.Minor); err != nil {
-		// Consume succeeded, so the code was unused: a checkout that is not
-		// open and unclaimed with the code's amount means the rows disagree.
+	err = tx.GetContext(ctx, &claimed, claim, code.TargetID, shopper.ID, chatID, code.Amount.Minor)
+	if errors.Is(err, sql.ErrNoRows) {
+		// The code was unused, but its checkout closed meanwhile (the expiry
+		// job runs on its own clock reading).
+		return Receipt{}, problem.New(problem.KindConflict, CodeCheckoutExpired, "this payment code has expired; ask for a new one")
+	}
+	if err != nil {
 		return Receipt{}, fmt.Errorf("claim till checkout %s for code %s: %w", code.TargetID, code.ID, err)
 	}
 	return s.Confirm(ctx, tx, claimed, shopper)
@@ -98,7 +104,11 @@ func (s *Service) TillCheckoutForCode(ctx context.Context, code qr.Code) (Checko
 		return Checkout{}, problem.NotFound("checkout")
 	}
 	var co Checkout
-	if err := s.db.GetContext(ctx, &co, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND merchant_id = $2`, code.TargetID, code.MerchantID); err != nil {
+	err := s.db.GetContext(ctx, &co, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND merchant_id = $2`, code.TargetID, code.MerchantID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Checkout{}, problem.NotFound("checkout")
+	}
+	if err != nil {
 		return Checkout{}, fmt.Errorf("get till checkout: %w", err)
 	}
 	if err := s.db.SelectContext(ctx, &co.Lines, `SELECT line_no, item_id, quantity, unit_price_minor FROM checkout_lines WHERE checkout_id = $1 ORDER BY line_no`, co.ID); err != nil {

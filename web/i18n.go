@@ -54,6 +54,9 @@ type shopperText struct {
 	TopUpDone      string // "Topped up %s."
 	TopUpPending   string
 	TopUpDeclined  string
+	CouponUsed     string
+	CouponRefunded string
+	CouponExpired  string
 }
 
 var shopperEnglish = shopperText{
@@ -70,19 +73,22 @@ var shopperEnglish = shopperText{
 	UsedTitle: "This code was already used", UsedMessage: "Someone has already paid with this code.", UsedHint: "Ask the cashier to show a new code.",
 	NotFoundTitle: "Not found", NotFoundMsg: "We could not find what this link points to.", NotFoundHint: "Check that you scanned the whole code.",
 	LaunchTitle: "Open this page from your chat", LaunchHint: "Scan the code with your messenger, or reopen the link from the chat.",
-	AlreadyPaid:   "You have already paid for this.",
-	LimitReached:  "You have bought as many of these as one person may.",
-	Unavailable:   "This item is not on sale right now.",
-	Insufficient:  "Your wallet does not cover the price. Top up in the chat and try again.",
-	MissingKey:    "The page was out of date. Reload it and tap again.",
-	ViewReceipt:   "View your receipt",
-	TopUpHeading:  "Top up your wallet",
-	CardLabel:     "Card number",
-	CardHint:      "Sandbox: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined.",
-	TopUpButton:   "Top up %s",
-	TopUpDone:     "Topped up %s.",
-	TopUpPending:  "Your bank has not confirmed the payment yet. Reload this page in a moment; you will not be charged twice.",
-	TopUpDeclined: "Your card was declined. Try another card.",
+	AlreadyPaid:    "You have already paid for this.",
+	LimitReached:   "You have bought as many of these as one person may.",
+	Unavailable:    "This item is not on sale right now.",
+	Insufficient:   "Your wallet does not cover the price. Top up in the chat and try again.",
+	MissingKey:     "The page was out of date. Reload it and tap again.",
+	ViewReceipt:    "View your receipt",
+	TopUpHeading:   "Top up your wallet",
+	CardLabel:      "Card number",
+	CardHint:       "Sandbox: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined.",
+	TopUpButton:    "Top up %s",
+	TopUpDone:      "Topped up %s.",
+	TopUpPending:   "Your bank has not confirmed the payment yet. Reload this page in a moment; you will not be charged twice.",
+	TopUpDeclined:  "Your card was declined. Try another card.",
+	CouponUsed:     "Used.",
+	CouponRefunded: "Refunded to your wallet.",
+	CouponExpired:  "Expired.",
 }
 
 var shopperChinese = shopperText{
@@ -99,19 +105,22 @@ var shopperChinese = shopperText{
 	UsedTitle: "此二维码已被使用", UsedMessage: "已有人使用此码付款。", UsedHint: "请让收银员出示新的付款码。",
 	NotFoundTitle: "未找到", NotFoundMsg: "找不到此链接指向的内容。", NotFoundHint: "请确认扫描了完整的二维码。",
 	LaunchTitle: "请从聊天中打开此页面", LaunchHint: "请用聊天应用扫码，或从聊天中重新打开链接。",
-	AlreadyPaid:   "您已为此付款。",
-	LimitReached:  "您已达到每人限购数量。",
-	Unavailable:   "该商品目前不在售。",
-	Insufficient:  "钱包余额不足以支付。请在聊天中充值后重试。",
-	MissingKey:    "页面已过期，请刷新后再点击。",
-	ViewReceipt:   "查看收据",
-	TopUpHeading:  "为钱包充值",
-	CardLabel:     "银行卡号",
-	CardHint:      "测试卡：4242 4242 4242 4242 成功，4000 0000 0000 0002 被拒。",
-	TopUpButton:   "充值 %s",
-	TopUpDone:     "已充值 %s。",
-	TopUpPending:  "银行尚未确认付款。请稍后刷新此页面，不会重复扣款。",
-	TopUpDeclined: "银行卡被拒，请换一张卡。",
+	AlreadyPaid:    "您已为此付款。",
+	LimitReached:   "您已达到每人限购数量。",
+	Unavailable:    "该商品目前不在售。",
+	Insufficient:   "钱包余额不足以支付。请在聊天中充值后重试。",
+	MissingKey:     "页面已过期，请刷新后再点击。",
+	ViewReceipt:    "查看收据",
+	TopUpHeading:   "为钱包充值",
+	CardLabel:      "银行卡号",
+	CardHint:       "测试卡：4242 4242 4242 4242 成功，4000 0000 0000 0002 被拒。",
+	TopUpButton:    "充值 %s",
+	TopUpDone:      "已充值 %s。",
+	TopUpPending:   "银行尚未确认付款。请稍后刷新此页面，不会重复扣款。",
+	TopUpDeclined:  "银行卡被拒，请换一张卡。",
+	CouponUsed:     "已使用。",
+	CouponRefunded: "已退款至钱包。",
+	CouponExpired:  "已过期。",
 }
 
 var shopperLanguages = language.NewMatcher([]language.Tag{language.English, language.Chinese})

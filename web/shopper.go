@@ -79,6 +79,16 @@ func (h *Shopper) Register(e *echo.Echo) {
 
 var funcs = template.FuncMap{
 	"money": func(a money.Amount) string { return a.String() },
+	// couponStatus words a coupon that can no longer be shown at the till.
+	"couponStatus": func(t *shopperText, status string) string {
+		switch status {
+		case payments.CouponRedeemed:
+			return t.CouponUsed
+		case payments.CouponRefunded:
+			return t.CouponRefunded
+		}
+		return t.CouponExpired
+	},
 	// amountText is the bare decimal ("3.00") a form posts back.
 	"amountText": func(a money.Amount) string { return a.Currency.Format(a.Minor) },
 	// page bundles what the shared head needs: the title, the wording and
@@ -280,22 +290,26 @@ type boughtJSON struct {
 func (h *Shopper) buy(c echo.Context) error {
 	ctx := c.Request().Context()
 	launch, key := c.FormValue("launch"), c.FormValue("idempotency_key")
-	code, err := h.qr.Resolve(ctx, h.db, c.Param("token"))
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
 	shopper, ctxLaunch, err := h.shopperFromRequest(c, launch)
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
+	token := c.Param("token")
 	req := idempotency.Request{
 		Scope: "shopper:" + shopper.ID, Key: key, Method: http.MethodPost, Path: c.Request().URL.Path,
-		Body: []byte(code.ID),
+		Body: []byte(token),
 	}
 	if key == "" {
 		return h.renderProblem(c, problem.New(problem.KindBadRequest, "missing_idempotency_key", "the form lost its key; reload the page"))
 	}
 	change := func(tx *sqlx.Tx) (int, any, error) {
+		// The code is checked inside the claim: a retry of a purchase that
+		// used the code up (or after the merchant revoked it) must get the
+		// stored receipt, not "this code was already used".
+		code, err := h.qr.Resolve(ctx, tx, token)
+		if err != nil {
+			return 0, nil, err
+		}
 		if code.TargetType == qr.TargetCheckout {
 			receipt, err := h.payments.PayTillCheckout(ctx, tx, code.Token, shopper, ctxLaunch.ChatID)
 			if err != nil {
@@ -423,6 +437,11 @@ func (h *Shopper) receiptPage(c echo.Context) error {
 	for _, cp := range coupons {
 		issued := cp.IssuedAt
 		cp.RulesText = catalog.RenderRules(cp.Rules, t.Lang, cp.Location(), &issued)
+		if cp.Status != payments.CouponActive {
+			// Redeemed, refunded or expired: no code to show at the till.
+			view.Coupons = append(view.Coupons, couponView{Coupon: cp})
+			continue
+		}
 		// The QR carries a token that changes every RedemptionTokenStep, so a
 		// screenshot passed around stops working; the page reloads itself.
 		svg, err := qr.SVG(payments.RedemptionQRContent(cp, now), couponQRSizePx)

@@ -8,7 +8,7 @@ import "github.com/chatpay/chatpay/ledger"
 func crossChecks() []ledger.Check {
 	return append([]ledger.Check{
 		ledger.SQLCheck("paid_orders_in_ledger",
-			"every paid order with a total has its ledger transaction, debiting the shopper's wallet by exactly the total",
+			"every paid order with a total has its own sale transaction in the ledger, debiting the shopper's wallet by exactly the total",
 			`SELECT count(*) FROM orders`, paidOrdersInLedgerSQL),
 		ledger.SQLCheck("paid_orders_have_events",
 			"every paid order has its order.paid event in the outbox",
@@ -29,6 +29,7 @@ SELECT 'order ' || o.id AS subject,
        count(*) OVER () AS total
 FROM orders o
 LEFT JOIN ledger_transactions t ON t.id = o.ledger_transaction_id
+    AND t.idempotency_key = 'checkout:' || o.checkout_id || ':pay'
 LEFT JOIN LATERAL (
     SELECT sum(p.amount) AS amount FROM ledger_postings p
     JOIN ledger_accounts a ON a.id = p.account_id

@@ -372,7 +372,7 @@ func TestServeFinishesRequestsInFlight(t *testing.T) {
 		t.Fatalf("the in-flight request got no answer: %v", err)
 	}
 	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound { // an unknown code's page, rendered in full
+	if resp.StatusCode != http.StatusUnauthorized { // the "open this from your chat" page, rendered in full
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	if err := <-stopped; err != nil {

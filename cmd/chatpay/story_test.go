@@ -577,6 +577,11 @@ func TestTillCheckoutThroughThePage(t *testing.T) {
 	if buy.Status != http.StatusSeeOther || !receiptPath.MatchString(buy.Header.Get("Location")) {
 		t.Fatalf("buy: %d %s", buy.Status, buy.Body)
 	}
+	// A resubmission after a lost answer gets the receipt, although the code is used up now.
+	resubmitted := ta.postForm(path+"/buy", url.Values{"launch": {launch}, "idempotency_key": {key2}})
+	if resubmitted.Status != http.StatusSeeOther || resubmitted.Header.Get("Location") != buy.Header.Get("Location") {
+		t.Fatalf("resubmitted buy: %d %s", resubmitted.Status, resubmitted.Body)
+	}
 	again := ta.get(path + "?launch=" + url.QueryEscape(launch))
 	if again.Status != http.StatusConflict {
 		t.Fatalf("a used till code must say so: %d", again.Status)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -82,5 +83,65 @@ func TestRedact(t *testing.T) {
 		if got := database.Redact(in); got != want {
 			t.Errorf("database.Redact(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Stmts never waits for a second connection while a transaction holds one:
+// with every connection of the pool inside a transaction, new queries still
+// run (unprepared at first), and later ones run prepared.
+func TestStmtsWithTheWholePoolInTransactions(t *testing.T) {
+	dsn := testdb.DSN(t)
+	db, err := database.Open(context.Background(), dsn, database.PoolOptions{MaxOpenConns: 2, MaxIdleConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	stmts := database.NewStmts(db)
+	ctx := context.Background()
+	const query = `SELECT $1::int + 1`
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			done <- database.WithTx(ctx, db, nil, func(tx *sqlx.Tx) error {
+				for i := range 50 {
+					var n int
+					if err := stmts.Get(ctx, tx, &n, query, i); err != nil {
+						return err
+					}
+					if n != i+1 {
+						return errors.New("wrong answer")
+					}
+				}
+				return nil
+			})
+		}()
+	}
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("transactions stalled waiting for a connection to prepare on")
+		}
+	}
+	// Once the background preparation is done, a transaction runs the query
+	// as a prepared statement of its own session.
+	var prepared bool
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !prepared; time.Sleep(20 * time.Millisecond) {
+		err := database.WithTx(ctx, db, nil, func(tx *sqlx.Tx) error {
+			var n int
+			if err := stmts.Get(ctx, tx, &n, query, 1); err != nil {
+				return err
+			}
+			return tx.Get(&prepared, `SELECT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE statement = $1)`, query)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !prepared {
+		t.Fatal("the query was never run prepared")
 	}
 }

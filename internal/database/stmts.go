@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -18,18 +19,22 @@ import (
 // A nil *Stmts, or a handle that is neither the pool nor one of its
 // transactions, runs the query unprepared, so callers need no second path.
 type Stmts struct {
-	db      *sqlx.DB
-	mu      sync.RWMutex
-	byQuery map[string]*sqlx.Stmt
+	db        *sqlx.DB
+	mu        sync.RWMutex
+	byQuery   map[string]*sqlx.Stmt
+	preparing map[string]bool
 }
 
 // stmtsMax bounds the cache: the hot paths have a few dozen constant
 // queries; a query built at run time must not be passed here.
 const stmtsMax = 256
 
+// prepareTimeout bounds preparing one statement in the background.
+const prepareTimeout = 30 * time.Second
+
 // NewStmts returns a statement cache for db.
 func NewStmts(db *sqlx.DB) *Stmts {
-	return &Stmts{db: db, byQuery: make(map[string]*sqlx.Stmt)}
+	return &Stmts{db: db, byQuery: make(map[string]*sqlx.Stmt), preparing: make(map[string]bool)}
 }
 
 // Get runs a query that returns one row into dest.
@@ -65,39 +70,47 @@ func (s *Stmts) in(ctx context.Context, q sqlx.ExtContext, query string) *sqlx.S
 	if pool, isPool := q.(*sqlx.DB); !isTx && (!isPool || pool != s.db) {
 		return nil
 	}
-	stmt := s.prepared(ctx, query)
+	s.mu.RLock()
+	stmt, preparing := s.byQuery[query], s.preparing[query]
+	s.mu.RUnlock()
 	if stmt == nil {
+		if !preparing {
+			s.prepareInBackground(query)
+		}
 		return nil
 	}
 	if isTx {
-		// A transaction of another pool would fail here; this cache is
-		// only ever handed transactions of its own pool.
+		// database/sql prepares it on the transaction's own connection the
+		// first time that connection runs it. A transaction of another pool
+		// would fail here; this cache is only handed its own pool's.
 		return tx.StmtxContext(ctx, stmt)
 	}
 	return stmt
 }
 
-func (s *Stmts) prepared(ctx context.Context, query string) *sqlx.Stmt {
-	s.mu.RLock()
-	stmt := s.byQuery[query]
-	s.mu.RUnlock()
-	if stmt != nil {
-		return stmt
-	}
+// prepareInBackground prepares query on a connection of its own. The caller
+// usually holds a transaction's connection, and waiting here for a second
+// one could stall every transaction when the pool is full; so the query runs
+// unprepared until the statement is ready.
+func (s *Stmts) prepareInBackground(query string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if stmt := s.byQuery[query]; stmt != nil {
-		return stmt
+	if s.byQuery[query] != nil || s.preparing[query] || len(s.byQuery)+len(s.preparing) >= stmtsMax {
+		s.mu.Unlock()
+		return
 	}
-	if len(s.byQuery) >= stmtsMax {
-		return nil
-	}
-	stmt, err := s.db.PreparexContext(ctx, query)
-	if err != nil {
-		// Preparing is only faster; running the query unprepared reports
-		// the error where it belongs.
-		return nil
-	}
-	s.byQuery[query] = stmt
-	return stmt
+	s.preparing[query] = true
+	s.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
+		defer cancel()
+		stmt, err := s.db.PreparexContext(ctx, query)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.preparing, query)
+		if err == nil {
+			// Preparing is only faster; a failure leaves the query unprepared
+			// and running it reports the error where it belongs.
+			s.byQuery[query] = stmt
+		}
+	}()
 }
