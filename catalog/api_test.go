@@ -20,29 +20,12 @@ import (
 	"github.com/jmoiron/sqlx"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/chatpay/chatpay/internal/fakeclock"
 	"github.com/chatpay/chatpay/internal/httpapi"
 	"github.com/chatpay/chatpay/internal/idempotency"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/testdb"
 )
-
-// testClock is the one hand-written fake: a clock tests can move.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // apiEnv is a real server on 127.0.0.1 over a fresh database. Every response
 // it sees is validated against the OpenAPI document.
@@ -50,7 +33,7 @@ type apiEnv struct {
 	t      *testing.T
 	db     *sqlx.DB
 	svc    *Service
-	clock  *testClock
+	clock  *fakeclock.Clock
 	server *httptest.Server
 	router routers.Router
 }
@@ -58,7 +41,7 @@ type apiEnv struct {
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
 	db := testdb.New(t)
-	clock := &testClock{now: time.Now().UTC().Truncate(time.Second)}
+	clock := fakeclock.New(time.Now().UTC().Truncate(time.Second))
 	svc := NewService(db, clock.Now)
 	svc.passwordCost = bcrypt.MinCost // the production cost takes seconds under the race detector
 	e := httpapi.New(httpapi.Options{Logger: testdb.Logger(t)})

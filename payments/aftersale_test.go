@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chatpay/chatpay/catalog"
+	"github.com/chatpay/chatpay/internal/fakeclock"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/testdb"
 	"github.com/chatpay/chatpay/ledger"
@@ -135,24 +136,7 @@ func TestHTTPProvider(t *testing.T) {
 	})
 }
 
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func topUpService(t *testing.T, p Provider, clock *testClock) (*Service, Shopper) {
+func topUpService(t *testing.T, p Provider, clock *fakeclock.Clock) (*Service, Shopper) {
 	t.Helper()
 	db := testdb.New(t)
 	q, err := qr.NewService(db, clock.Now, "http://127.0.0.1")
@@ -175,7 +159,7 @@ func topUpService(t *testing.T, p Provider, clock *testClock) (*Service, Shopper
 // Ten taps with one key while the provider is slow: one charge, one credit.
 func TestTopUpConcurrentSameKey(t *testing.T) {
 	sb, p := startSandbox(t)
-	clock := &testClock{now: time.Date(2026, 11, 21, 6, 30, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 11, 21, 6, 30, 0, 0, time.UTC))
 	s, sh := topUpService(t, p, clock)
 	amount := money.New(5000, money.MustCurrency("CNY"))
 	var wg sync.WaitGroup
@@ -203,7 +187,7 @@ func TestTopUpConcurrentSameKey(t *testing.T) {
 // leaves young top-ups alone and settles old ones by lookup.
 func TestReconcileTopUps(t *testing.T) {
 	sb, p := startSandbox(t)
-	clock := &testClock{now: time.Date(2026, 11, 21, 6, 30, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 11, 21, 6, 30, 0, 0, time.UTC))
 	s, sh := topUpService(t, p, clock)
 	ctx := context.Background()
 	amount := money.New(5000, money.MustCurrency("CNY"))

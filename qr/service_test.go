@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/chatpay/chatpay/internal/database"
+	"github.com/chatpay/chatpay/internal/fakeclock"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
 	"github.com/chatpay/chatpay/internal/testdb"
@@ -28,7 +29,7 @@ const (
 
 var cny = money.MustCurrency("CNY")
 
-func newService(t *testing.T) (*qr.Service, *sqlx.DB, *clock) {
+func newService(t *testing.T) (*qr.Service, *sqlx.DB, *fakeclock.Clock) {
 	t.Helper()
 	db := testdb.New(t)
 	clk := newClock()
@@ -129,11 +130,11 @@ func TestResolve(t *testing.T) {
 	t.Run("ErrExpired", func(t *testing.T) {
 		svc, db, clk := newService(t)
 		c := mustDynamic(t, svc, db, time.Minute)
-		clk.Advance(time.Minute - time.Microsecond)
+		clk.Add(time.Minute - time.Microsecond)
 		if _, err := svc.Resolve(ctx, db, c.Token); err != nil {
 			t.Fatalf("a microsecond before expiry: %v", err)
 		}
-		clk.Advance(time.Microsecond)
+		clk.Add(time.Microsecond)
 		_, err := svc.Resolve(ctx, db, c.Token)
 		wantCode(t, err, qr.CodeExpired, 409)
 	})
@@ -223,7 +224,7 @@ func TestConsume(t *testing.T) {
 		t.Parallel()
 		svc, db, clk := newService(t)
 		c := mustDynamic(t, svc, db, time.Minute)
-		clk.Advance(time.Minute)
+		clk.Add(time.Minute)
 		_, err := svc.Consume(ctx, db, c.Token)
 		wantCode(t, err, qr.CodeExpired, 409)
 	})
@@ -330,7 +331,7 @@ func TestRevoke(t *testing.T) {
 		if err != nil || first.RevokedAt == nil || first.StatusAt(clk.Now()) != qr.StatusRevoked {
 			t.Fatalf("revoke: %+v, %v", first, err)
 		}
-		clk.Advance(time.Hour)
+		clk.Add(time.Hour)
 		again, err := svc.Revoke(ctx, merchantA, c.ID)
 		if err != nil || !again.RevokedAt.Equal(*first.RevokedAt) {
 			t.Fatalf("second revoke: %+v, %v", again, err)
@@ -358,7 +359,7 @@ func TestListPagination(t *testing.T) {
 	for i := range 7 {
 		// Pairs share a timestamp so the id tiebreaker is exercised.
 		if i%2 == 0 {
-			clk.Advance(time.Second)
+			clk.Add(time.Second)
 		}
 		created = append(created, mustStatic(t, svc, db, merchantA, fmt.Sprintf("spot %d", i)).ID)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/internal/database"
+	"github.com/chatpay/chatpay/internal/fakeclock"
 	"github.com/chatpay/chatpay/internal/httpapi"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/testdb"
@@ -29,24 +30,6 @@ import (
 	"github.com/chatpay/chatpay/payments"
 	"github.com/chatpay/chatpay/payments/sandbox"
 )
-
-// testClock is the app's injected clock; tests move it.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
 
 // testApp is the whole wired service on a fresh database behind a real HTTP
 // server on a loopback port, with the sandbox card provider on another.
@@ -56,7 +39,7 @@ type testApp struct {
 	dsn         string
 	db          *sqlx.DB
 	app         *app
-	clock       *testClock
+	clock       *fakeclock.Clock
 	sandbox     *sandbox.Server
 	providerURL string
 }
@@ -80,7 +63,7 @@ func startTestApp(t *testing.T, start time.Time) *testApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &testClock{now: start}
+	clock := fakeclock.New(start)
 	sb := sandbox.New(clock.Now)
 	sb.SlowDelay = testSandboxSlow
 	ctx, cancel := context.WithCancel(context.Background())
