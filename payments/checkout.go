@@ -210,13 +210,14 @@ func (s *Service) checkLimits(ctx context.Context, tx *sqlx.Tx, shopperID string
 			limit = *l.item.PerShopperLimit
 		}
 		if !record {
-			var bought int
-			err := s.stmts.Get(ctx, tx, &bought, purchasedSQL, shopperID, l.ItemID)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			// Open reservations count too, or one shopper could hold every
+			// unit in checkouts that are each within the limit.
+			var held int
+			if err := s.stmts.Get(ctx, tx, &held, heldSQL, shopperID, l.ItemID); err != nil {
 				return fmt.Errorf("read purchases: %w", err)
 			}
-			if bought+l.Quantity > limit {
-				return limitReached(l.item, bought)
+			if held+l.Quantity > limit {
+				return limitReached(l.item, held)
 			}
 			continue
 		}
@@ -246,7 +247,11 @@ func limitReached(item catalog.Item, bought int) error {
 // A till checkout has no shopper until one scans its code: read as "".
 // Statements of the purchase path, prepared through s.stmts.
 const (
-	purchasedSQL     = `SELECT quantity FROM shopper_item_purchases WHERE shopper_id = $1 AND item_id = $2`
+	purchasedSQL = `SELECT quantity FROM shopper_item_purchases WHERE shopper_id = $1 AND item_id = $2`
+	// heldSQL is what a shopper has of an item: bought, plus reserved in open checkouts.
+	heldSQL = `SELECT COALESCE((SELECT quantity FROM shopper_item_purchases WHERE shopper_id = $1 AND item_id = $2), 0)
+		+ COALESCE((SELECT sum(l.quantity) FROM checkout_lines l JOIN checkouts c ON c.id = l.checkout_id
+			WHERE c.shopper_id = $1 AND c.status = 'open' AND c.reserved AND l.item_id = $2), 0)`
 	checkoutLinesSQL = `SELECT line_no, item_id, quantity, unit_price_minor FROM checkout_lines WHERE checkout_id = $1 ORDER BY line_no`
 )
 

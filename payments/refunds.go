@@ -270,6 +270,9 @@ func (s *Service) bookRefund(ctx context.Context, tx *sqlx.Tx, o Order, currency
 		if _, err := tx.ExecContext(ctx, closeCoupon, c.ID, now); err != nil {
 			return Refund{}, fmt.Errorf("refund coupon: %w", err)
 		}
+		if err := s.giveBackUnit(ctx, tx, o.ShopperID, c.ItemID); err != nil {
+			return Refund{}, err
+		}
 		r.CouponIDs = append(r.CouponIDs, c.ID)
 	}
 	o.RefundedMinor += amount
@@ -283,6 +286,27 @@ func (s *Service) bookRefund(ctx context.Context, tx *sqlx.Tx, o Order, currency
 	}
 	r.Order = o
 	return r, s.enqueueRefunded(ctx, tx, o, r, plan.couponID)
+}
+
+// giveBackUnit undoes one refunded voucher's sale outside the ledger: the
+// unit goes back to the item's stock (if it is counted) and no longer counts
+// toward the shopper's purchase limit. Product refunds are by amount and map
+// to no unit, so they leave both alone.
+func (s *Service) giveBackUnit(ctx context.Context, tx *sqlx.Tx, shopperID, itemID string) error {
+	item, _, err := s.catalog.ItemForSale(ctx, tx, itemID)
+	if err != nil {
+		return err
+	}
+	if item.Stock != nil {
+		if err := s.catalog.ReturnStock(ctx, tx, itemID, 1); err != nil {
+			return err
+		}
+	}
+	const uncount = `UPDATE shopper_item_purchases SET quantity = quantity - 1 WHERE shopper_id = $1 AND item_id = $2 AND quantity > 0`
+	if _, err := tx.ExecContext(ctx, uncount, shopperID, itemID); err != nil {
+		return fmt.Errorf("uncount purchase: %w", err)
+	}
+	return nil
 }
 
 func (s *Service) enqueueRefunded(ctx context.Context, tx *sqlx.Tx, o Order, r Refund, couponID string) error {

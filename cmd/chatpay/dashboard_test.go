@@ -219,6 +219,13 @@ func TestDashboardRefundsAnOrder(t *testing.T) {
 	if status := ta.count(`SELECT count(*) FROM coupons WHERE status = 'refunded'`); status != 1 {
 		t.Fatalf("%d refunded coupons", status)
 	}
+	// The refunded card is for sale again and no longer counts toward the limit.
+	if stock := ta.count(`SELECT sum(quantity) FROM item_stock WHERE item_id = $1`, itemID); stock != 10 {
+		t.Fatalf("stock %d after the refund, want 10", stock)
+	}
+	if bought := ta.count(`SELECT quantity FROM shopper_item_purchases WHERE shopper_id = $1`, shopperID); bought != 0 {
+		t.Fatalf("purchases counted %d after the refund, want 0", bought)
+	}
 	_, after := staff.get("/dashboard/orders/" + orderID)
 	if strings.Contains(after, `id="refund-order"`) {
 		t.Fatal("a fully refunded order still offers a refund")

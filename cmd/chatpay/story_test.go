@@ -330,50 +330,45 @@ func TestFlashSaleNeverOversells(t *testing.T) {
 	assertVerifyClean(t, ta)
 }
 
-// The per-shopper limit of 2 holds under 20 concurrent confirms of one shopper.
+// The per-shopper limit of 2 holds under 20 concurrent confirms of one
+// shopper: 20 "Buy now" taps with distinct keys at once (the page opens and
+// confirms a checkout in one transaction, so nothing is reserved first).
 func TestPerShopperLimitUnderConcurrency(t *testing.T) {
 	ta := startTestApp(t, storyStart)
 	_, key := ta.merchant("McDonald's", "Asia/Shanghai")
 	itemID := ta.call("POST", "/v1/items", key, "", teaCard(500)).JSON(t)["id"].(string)
+	codeURL := ta.call("POST", "/v1/qr-codes", key, "", map[string]any{"item_id": itemID, "placement": "counter"}).JSON(t)["url"].(string)
+	path := strings.TrimPrefix(codeURL, ta.URL)
 	channel := ta.channel()
 	sh, err := ta.app.payments.EnsureShopper(context.Background(), ta.db, channel.Channel.ID, "greedy", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ta.fund(sh.ID, 100_00, "CNY")
-	// Checkouts are created first (the limit is checked again at confirm).
-	var checkoutIDs []string
-	for i := range 20 {
-		co := ta.call("POST", "/v1/channel/checkouts", channel.APIKey, fmt.Sprint("co-", i), map[string]any{
-			"shopper_id": sh.ID, "lines": []map[string]any{{"item_id": itemID, "quantity": 1}},
-		})
-		if co.Status != http.StatusCreated {
-			t.Fatalf("checkout %d: %d %s", i, co.Status, co.Body)
-		}
-		checkoutIDs = append(checkoutIDs, co.JSON(t)["id"].(string))
-	}
+	launch := ta.launch(channel, "greedy", "")
+	const taps = 20
 	var wg sync.WaitGroup
-	statuses := make([]apiResponse, len(checkoutIDs))
-	for i, id := range checkoutIDs {
+	answers := make([]apiResponse, taps)
+	for i := range taps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			statuses[i] = ta.call("POST", "/v1/channel/checkouts/"+id+"/confirm", channel.APIKey, fmt.Sprint("pay-", i), nil)
+			answers[i] = ta.postForm(path+"/buy", url.Values{"launch": {launch}, "idempotency_key": {fmt.Sprint("tap-", i)}})
 		}()
 	}
 	wg.Wait()
 	paid := 0
-	for _, r := range statuses {
+	for _, r := range answers {
 		switch {
-		case r.Status == http.StatusOK:
+		case r.Status == http.StatusSeeOther:
 			paid++
-		case r.Status == http.StatusConflict && r.JSON(t)["code"] == payments.CodeLimitReached:
+		case r.Status == http.StatusConflict && strings.Contains(string(r.Body), `data-code="purchase_limit_reached"`):
 		default:
 			t.Errorf("unexpected %d %s", r.Status, r.Body)
 		}
 	}
-	if paid != 2 {
-		t.Fatalf("%d paid, want 2", paid)
+	if paid != 2 || ta.count(`SELECT count(*) FROM orders`) != 2 {
+		t.Fatalf("%d paid, %d orders; want 2", paid, ta.count(`SELECT count(*) FROM orders`))
 	}
 	assertVerifyClean(t, ta)
 }
@@ -587,4 +582,30 @@ func TestTillCheckoutThroughThePage(t *testing.T) {
 		t.Fatalf("a used till code must say so: %d", again.Status)
 	}
 	assertVerifyClean(t, ta)
+}
+
+// A shopper cannot hoard stock through reservations: open checkouts count
+// toward the per-shopper limit of 2 like purchases do.
+func TestReservationsCountTowardTheLimit(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	_, key := ta.merchant("McDonald's", "Asia/Shanghai")
+	itemID := ta.call("POST", "/v1/items", key, "", teaCard(500)).JSON(t)["id"].(string)
+	channel := ta.channel()
+	shopperID := ta.call("POST", "/v1/channel/shoppers", channel.APIKey, "", map[string]any{"user_id": "hoarder"}).JSON(t)["id"].(string)
+	open := func() apiResponse {
+		return ta.call("POST", "/v1/channel/checkouts", channel.APIKey, "", map[string]any{
+			"shopper_id": shopperID, "lines": []map[string]any{{"item_id": itemID, "quantity": 1}}})
+	}
+	for i := range 2 {
+		if r := open(); r.Status != http.StatusCreated {
+			t.Fatalf("checkout %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	third := open()
+	if third.Status != http.StatusConflict || third.JSON(t)["code"] != payments.CodeLimitReached {
+		t.Fatalf("a third reservation: %d %s", third.Status, third.Body)
+	}
+	if stock := ta.count(`SELECT sum(quantity) FROM item_stock WHERE item_id = $1`, itemID); stock != 498 {
+		t.Fatalf("stock %d, want 498", stock)
+	}
 }
