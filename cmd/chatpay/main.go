@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "chatpay — in-chat payments and mini-commerce\n\nUsage: chatpay <command> [flags]\n\nCommands:")
 	for _, cmd := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", cmd.name, cmd.summary)
+		fmt.Fprintf(w, "  %-17s %s\n", cmd.name, cmd.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'chatpay <command> -h' for its flags.")
 }
