@@ -67,7 +67,11 @@ func ColumnChart(title, color string, bars []Bar) template.HTML {
 		width := max(1, slot-chartBarGap)
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %s</title></rect>`,
 			x, float64(baseline)-height, width, height, color, template.HTMLEscapeString(bar.Label), template.HTMLEscapeString(bar.Display))
-		if i%labelEvery == 0 || i == len(bars)-1 {
+		// The last day is always labelled; the regular label before it is
+		// dropped when it would stand too close and the two would overlap.
+		last := i == len(bars)-1
+		crowdsLast := !last && len(bars)-1-i < labelEvery/2+1
+		if (i%labelEvery == 0 && !crowdsLast) || last {
 			fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="12" fill="#4d5560" text-anchor="middle">%s</text>`,
 				x+width/2, chartHeight-8, template.HTMLEscapeString(bar.Label))
 		}
