@@ -60,19 +60,12 @@ func (d *Dashboard) tillRedeem(c echo.Context) error {
 	req := payments.RedeemRequest{Code: view.Code, Lines: lines, Typed: !strings.HasPrefix(view.Code, payments.RedemptionQRPrefix)}
 	body, _ := json.Marshal(req) // strings, amounts and a bool always encode
 	idem := idempotency.Request{Scope: "merchant:" + m.ID, Key: c.FormValue("idempotency_key"), Method: http.MethodPost, Path: "/dashboard/till", Body: body}
+	// A refusal comes back as the problem it is, so the idempotency layer
+	// rolls the change back to its savepoint before storing the answer.
 	resp, err := d.deps.Idempotency.Run(c.Request().Context(), idem, func(tx *sqlx.Tx) (int, any, error) {
 		r, err := d.deps.Payments.Redeem(c.Request().Context(), tx, m.ID, req)
 		if err != nil {
-			p, ok := problem.As(err)
-			if !ok || p.Status() >= 500 {
-				return 0, nil, err
-			}
-			// A refusal is an answer, not a failure: Redeem wrote nothing.
-			v := tillVerdict{Code: req.Code, Reason: p.Code, Detail: p.Detail}
-			if next, ok := p.Extensions["next_valid_at"].(string); ok {
-				v.NextValidAt = localTimeText(next, m)
-			}
-			return http.StatusOK, v, nil
+			return 0, nil, err
 		}
 		return http.StatusOK, tillVerdict{Accepted: true, Code: r.Code, Title: r.Title, Value: r.Value.String(), UsesLeft: r.UsesLeft}, nil
 	})
@@ -80,7 +73,20 @@ func (d *Dashboard) tillRedeem(c echo.Context) error {
 		return d.showTill(c, view, err)
 	}
 	var verdict tillVerdict
-	if err := json.Unmarshal(resp.Body, &verdict); err != nil {
+	if resp.ContentType == problem.ContentType {
+		var refused struct {
+			Code        string `json:"code"`
+			Detail      string `json:"detail"`
+			NextValidAt string `json:"next_valid_at"`
+		}
+		if err := json.Unmarshal(resp.Body, &refused); err != nil {
+			return d.renderError(c, fmt.Errorf("stored till refusal: %w", err))
+		}
+		verdict = tillVerdict{Code: req.Code, Reason: refused.Code, Detail: refused.Detail}
+		if refused.NextValidAt != "" {
+			verdict.NextValidAt = localTimeText(refused.NextValidAt, m)
+		}
+	} else if err := json.Unmarshal(resp.Body, &verdict); err != nil {
 		return d.renderError(c, fmt.Errorf("stored till verdict: %w", err))
 	}
 	view.Verdict = &verdict
