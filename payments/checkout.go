@@ -260,31 +260,26 @@ const checkoutColumns = `id, merchant_id, COALESCE(shopper_id, '') AS shopper_id
 
 // checkoutForUpdate locks a shopper's checkout; other shoppers' are not found.
 func (s *Service) checkoutForUpdate(ctx context.Context, tx *sqlx.Tx, id, shopperID string) (Checkout, error) {
-	var co Checkout
-	err := s.stmts.Get(ctx, tx, &co, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND shopper_id = $2 FOR UPDATE`, id, shopperID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Checkout{}, problem.NotFound("checkout")
-	}
-	if err != nil {
-		return Checkout{}, fmt.Errorf("lock checkout: %w", err)
-	}
-	if err := s.stmts.Select(ctx, tx, &co.Lines, checkoutLinesSQL, id); err != nil {
-		return Checkout{}, fmt.Errorf("read checkout lines: %w", err)
-	}
-	return co, nil
+	return s.readCheckout(ctx, tx, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND shopper_id = $2 FOR UPDATE`, id, shopperID)
 }
 
 // Checkout returns a shopper's checkout.
 func (s *Service) Checkout(ctx context.Context, id, shopperID string) (Checkout, error) {
+	return s.readCheckout(ctx, s.db, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND shopper_id = $2`, id, shopperID)
+}
+
+// readCheckout reads the one checkout query selects (with args) and its
+// lines, or returns not_found.
+func (s *Service) readCheckout(ctx context.Context, q sqlx.ExtContext, query string, args ...any) (Checkout, error) {
 	var co Checkout
-	err := s.db.GetContext(ctx, &co, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND shopper_id = $2`, id, shopperID)
+	err := s.stmts.Get(ctx, q, &co, query, args...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Checkout{}, problem.NotFound("checkout")
 	}
 	if err != nil {
-		return Checkout{}, fmt.Errorf("get checkout: %w", err)
+		return Checkout{}, fmt.Errorf("read checkout: %w", err)
 	}
-	if err := s.db.SelectContext(ctx, &co.Lines, `SELECT line_no, item_id, quantity, unit_price_minor FROM checkout_lines WHERE checkout_id = $1 ORDER BY line_no`, id); err != nil {
+	if err := s.stmts.Select(ctx, q, &co.Lines, checkoutLinesSQL, co.ID); err != nil {
 		return Checkout{}, fmt.Errorf("read checkout lines: %w", err)
 	}
 	return co, nil
@@ -453,7 +448,7 @@ func (s *Service) ExpireCheckouts(ctx context.Context, batchMax int) (int, error
 		for _, co := range due {
 			if co.Reserved {
 				var lines []CheckoutLine
-				if err := tx.SelectContext(ctx, &lines, `SELECT line_no, item_id, quantity, unit_price_minor FROM checkout_lines WHERE checkout_id = $1`, co.ID); err != nil {
+				if err := tx.SelectContext(ctx, &lines, checkoutLinesSQL, co.ID); err != nil {
 					return fmt.Errorf("read checkout lines: %w", err)
 				}
 				for _, l := range lines {

@@ -103,16 +103,5 @@ func (s *Service) TillCheckoutForCode(ctx context.Context, code qr.Code) (Checko
 	if code.TargetType != qr.TargetCheckout {
 		return Checkout{}, problem.NotFound("checkout")
 	}
-	var co Checkout
-	err := s.db.GetContext(ctx, &co, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND merchant_id = $2`, code.TargetID, code.MerchantID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Checkout{}, problem.NotFound("checkout")
-	}
-	if err != nil {
-		return Checkout{}, fmt.Errorf("get till checkout: %w", err)
-	}
-	if err := s.db.SelectContext(ctx, &co.Lines, `SELECT line_no, item_id, quantity, unit_price_minor FROM checkout_lines WHERE checkout_id = $1 ORDER BY line_no`, co.ID); err != nil {
-		return Checkout{}, fmt.Errorf("read checkout lines: %w", err)
-	}
-	return co, nil
+	return s.readCheckout(ctx, s.db, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND merchant_id = $2`, code.TargetID, code.MerchantID)
 }

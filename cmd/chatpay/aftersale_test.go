@@ -18,13 +18,6 @@ import (
 	"github.com/chatpay/chatpay/payments/sandbox"
 )
 
-// afterSaleApp is the test app seen by the after-sale tests.
-type afterSaleApp struct{ *testApp }
-
-func startAfterSaleApp(t *testing.T, start time.Time) *afterSaleApp {
-	return &afterSaleApp{startTestApp(t, start)}
-}
-
 // shanghai returns the instant of a wall-clock time in Asia/Shanghai.
 func shanghai(t *testing.T, year int, month time.Month, day, hour, minute, second int) time.Time {
 	t.Helper()
@@ -43,10 +36,11 @@ type teaShop struct {
 	channel  payments.CreatedChannel
 }
 
-func (ta *afterSaleApp) teaShop() teaShop {
+// teaShop opens a tea-card shop with stock units of the card.
+func (ta *testApp) teaShop(stock int) teaShop {
 	ta.t.Helper()
 	m, key := ta.merchant("McDonald's", "Asia/Shanghai")
-	created := ta.call("POST", "/v1/items", key, "", teaCard(500))
+	created := ta.call("POST", "/v1/items", key, "", teaCard(stock))
 	if created.Status != http.StatusCreated {
 		ta.t.Fatalf("create tea card: %d %s", created.Status, created.Body)
 	}
@@ -55,7 +49,7 @@ func (ta *afterSaleApp) teaShop() teaShop {
 
 // buy makes a shopper of the channel buy quantity units of each item through
 // the channel API (funded first) and returns the order id and its coupons.
-func (ta *afterSaleApp) buy(shop teaShop, userID string, items map[string]int) (string, []payments.Coupon) {
+func (ta *testApp) buy(shop teaShop, userID string, items map[string]int) (string, []payments.Coupon) {
 	ta.t.Helper()
 	shopper := ta.call("POST", "/v1/channel/shoppers", shop.channel.APIKey, "", map[string]any{"user_id": userID, "name": "Shopper " + userID})
 	if shopper.Status != http.StatusOK {
@@ -86,7 +80,7 @@ func (ta *afterSaleApp) buy(shop teaShop, userID string, items map[string]int) (
 }
 
 // redeem scans a coupon at the till with a basket (nil: the voucher alone).
-func (ta *afterSaleApp) redeem(key, idemKey, code string, lines []map[string]any) apiResponse {
+func (ta *testApp) redeem(key, idemKey, code string, lines []map[string]any) apiResponse {
 	ta.t.Helper()
 	body := map[string]any{"code": code}
 	if lines != nil {
@@ -95,7 +89,7 @@ func (ta *afterSaleApp) redeem(key, idemKey, code string, lines []map[string]any
 	return ta.call("POST", "/v1/redemptions", key, idemKey, body)
 }
 
-func (ta *afterSaleApp) balance(ref ledger.AccountRef) int64 {
+func (ta *testApp) balance(ref ledger.AccountRef) int64 {
 	ta.t.Helper()
 	b, err := ta.app.ledger.Balance(context.Background(), ta.db, ref, mustCNY())
 	if err != nil {
@@ -119,8 +113,8 @@ func wantProblem(t *testing.T, r apiResponse, status int, code string) map[strin
 
 // Story step 6 of DESIGN.md through the till API, with the ledger checked.
 func TestRedeemTeaCardTable(t *testing.T) {
-	ta := startAfterSaleApp(t, storyStart)
-	shop := ta.teaShop()
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(500)
 	_, coupons := ta.buy(shop, "42", map[string]int{shop.itemID: 1})
 	coupon := coupons[0]
 	merchantID := shop.merchant.ID
@@ -210,13 +204,13 @@ func TestRedeemTeaCardTable(t *testing.T) {
 			t.Fatalf("statement page 2: %s", second.Body)
 		}
 	})
-	assertVerifyClean(t, ta.testApp)
+	assertVerifyClean(t, ta)
 }
 
 // Twenty tills scan one single-use coupon at once: the row lock lets one win.
 func TestRedeemConcurrentSingleUse(t *testing.T) {
-	ta := startAfterSaleApp(t, storyStart)
-	shop := ta.teaShop()
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(500)
 	_, coupons := ta.buy(shop, "42", map[string]int{shop.itemID: 1})
 	content := payments.RedemptionQRContent(coupons[0], ta.clock.Now())
 	const scans = 20
@@ -245,14 +239,14 @@ func TestRedeemConcurrentSingleUse(t *testing.T) {
 	if got := ta.balance(ledger.MerchantAvailable(shop.merchant.ID)); got != 294 {
 		t.Fatalf("available %d, want 294", got)
 	}
-	assertVerifyClean(t, ta.testApp)
+	assertVerifyClean(t, ta)
 }
 
 // The receipt's QR changes every 30 s; a screenshot two steps old is refused,
 // and the printed code alone works only where the merchant allows typing it.
 func TestRedeemTOTPToken(t *testing.T) {
-	ta := startAfterSaleApp(t, storyStart)
-	shop := ta.teaShop()
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(500)
 	_, first := ta.buy(shop, "42", map[string]int{shop.itemID: 2})
 	_, second := ta.buy(shop, "43", map[string]int{shop.itemID: 2})
 	now := ta.clock.Now()
@@ -305,15 +299,15 @@ func TestRedeemTOTPToken(t *testing.T) {
 	if n := ta.count(`SELECT count(*) FROM redemptions`); n != 4 {
 		t.Fatalf("%d redemptions, want 4", n)
 	}
-	assertVerifyClean(t, ta.testApp)
+	assertVerifyClean(t, ta)
 }
 
 // Every provider outcome, faults included, ends with the top-up credited
 // exactly once or not at all, and the sandbox's records agree with the
 // ledger's, after the request and after reconciliation.
 func TestTopUpProviderFaults(t *testing.T) {
-	ta := startAfterSaleApp(t, storyStart)
-	shop := ta.teaShop()
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(500)
 	shopper, err := ta.app.payments.EnsureShopper(context.Background(), ta.db, shop.channel.Channel.ID, "42", "Li Wei")
 	if err != nil {
 		t.Fatal(err)
@@ -436,15 +430,15 @@ func TestTopUpProviderFaults(t *testing.T) {
 	if n := ta.count(`SELECT count(*) FROM webhook_events WHERE type = 'wallet.topped_up'`); n != 4 {
 		t.Fatalf("%d wallet.topped_up events, want 4", n)
 	}
-	assertVerifyClean(t, ta.testApp)
+	assertVerifyClean(t, ta)
 }
 
 // Refunds: a redeemed voucher is not refundable; products are refunded in
 // parts with the fee returned in proportion, never beyond what was paid;
 // an unredeemed voucher goes back to the wallet whole; replays answer alike.
 func TestRefund(t *testing.T) {
-	ta := startAfterSaleApp(t, storyStart)
-	shop := ta.teaShop()
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(500)
 	milkTea := ta.call("POST", "/v1/items", shop.key, "", map[string]any{
 		"sku": "MILK-TEA", "title": "Milk tea", "category": "tea", "kind": "product",
 		"price": map[string]string{"amount": "10.00", "currency": "CNY"},
@@ -522,15 +516,15 @@ func TestRefund(t *testing.T) {
 	if n := ta.count(`SELECT count(*) FROM webhook_events WHERE type = 'order.refunded'`); n != 3 {
 		t.Fatalf("%d order.refunded events, want 3", n)
 	}
-	assertVerifyClean(t, ta.testApp)
+	assertVerifyClean(t, ta)
 }
 
 // Coupons bought at t0 with P3M are valid through the last day and expire at
 // its end: `chatpay expire` a second before changes nothing, at the instant
 // it books their whole price as breakage and queues coupon.expired.
 func TestExpireCoupons(t *testing.T) {
-	ta := startAfterSaleApp(t, storyStart)
-	shop := ta.teaShop()
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(500)
 	ta.buy(shop, "42", map[string]int{shop.itemID: 2})
 	ta.buy(shop, "43", map[string]int{shop.itemID: 1})
 	// t0 + P3M is 21 Feb 2027 14:30 in Shanghai; the coupon is valid all
@@ -566,15 +560,15 @@ func TestExpireCoupons(t *testing.T) {
 	if n := ta.count(`SELECT count(*) FROM webhook_events WHERE type = 'coupon.expired'`); n != 3 {
 		t.Fatalf("%d coupon.expired events, want 3", n)
 	}
-	assertVerifyClean(t, ta.testApp)
+	assertVerifyClean(t, ta)
 }
 
 // A shopper short of money tops up on the checkout page itself: a declined
 // card says so and credits nothing; a good card credits exactly the missing
 // amount once, even when the form is posted twice; then "Buy now" works.
 func TestTopUpOnTheCheckoutPage(t *testing.T) {
-	ta := startAfterSaleApp(t, storyStart)
-	shop := ta.teaShop()
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(500)
 	token := ta.call("POST", "/v1/qr-codes", shop.key, "", map[string]any{"item_id": shop.itemID, "placement": "counter"}).JSON(t)["url"].(string)
 	path := token[strings.Index(token, "/q/"):]
 	shopper, err := ta.app.payments.EnsureShopper(context.Background(), ta.db, shop.channel.Channel.ID, "42", "")
@@ -612,5 +606,5 @@ func TestTopUpOnTheCheckoutPage(t *testing.T) {
 	if buy := ta.postForm(path+"/buy", url.Values{"launch": {launch}, "idempotency_key": {buyKey}}); buy.Status != http.StatusSeeOther {
 		t.Fatalf("buy after top-up: %d %s", buy.Status, buy.Body)
 	}
-	assertVerifyClean(t, ta.testApp)
+	assertVerifyClean(t, ta)
 }

@@ -182,9 +182,8 @@ func mustCNY() money.Currency { return money.MustCurrency("CNY") }
 // success or 409 with Retry-After; later retries get the identical success.
 func TestDoubleTapThroughChannelAPI(t *testing.T) {
 	ta := startTestApp(t, storyStart)
-	_, key := ta.merchant("McDonald's", "Asia/Shanghai")
-	itemID := ta.call("POST", "/v1/items", key, "", teaCard(500)).JSON(t)["id"].(string)
-	channel := ta.channel()
+	shop := ta.teaShop(500)
+	itemID, channel := shop.itemID, shop.channel
 	shopper := ta.call("POST", "/v1/channel/shoppers", channel.APIKey, "", map[string]any{"user_id": "42", "name": "Li Wei"}).JSON(t)
 	shopperID := shopper["id"].(string)
 	ta.fund(shopperID, 1000, "CNY")
@@ -270,9 +269,8 @@ func TestDoubleTapThroughChannelAPI(t *testing.T) {
 // A flash sale: 2,000 distinct buyers at once for 100 tea cards.
 func TestFlashSaleNeverOversells(t *testing.T) {
 	ta := startTestApp(t, storyStart)
-	_, key := ta.merchant("McDonald's", "Asia/Shanghai")
-	itemID := ta.call("POST", "/v1/items", key, "", teaCard(100)).JSON(t)["id"].(string)
-	channel := ta.channel()
+	shop := ta.teaShop(100)
+	itemID, channel := shop.itemID, shop.channel
 
 	const buyers = 2000
 	shopperIDs := make([]string, buyers)
@@ -427,9 +425,8 @@ func TestCheckoutPageRefusesBadLaunchContexts(t *testing.T) {
 // stock, and confirming it afterwards is refused. Canceling returns it too.
 func TestReservedStockReturnsOnExpiryAndCancel(t *testing.T) {
 	ta := startTestApp(t, storyStart)
-	_, key := ta.merchant("McDonald's", "Asia/Shanghai")
-	itemID := ta.call("POST", "/v1/items", key, "", teaCard(10)).JSON(t)["id"].(string)
-	channel := ta.channel()
+	shop := ta.teaShop(10)
+	itemID, channel := shop.itemID, shop.channel
 	shopperID := ta.call("POST", "/v1/channel/shoppers", channel.APIKey, "", map[string]any{"user_id": "42"}).JSON(t)["id"].(string)
 	ta.fund(shopperID, 1000, "CNY")
 	stock := func() int {
@@ -481,9 +478,8 @@ func TestReservedStockReturnsOnExpiryAndCancel(t *testing.T) {
 // payment is refused as used; an expired code is refused as expired.
 func TestTillCheckoutCodeIsOneTime(t *testing.T) {
 	ta := startTestApp(t, storyStart)
-	_, key := ta.merchant("McDonald's", "Asia/Shanghai")
-	itemID := ta.call("POST", "/v1/items", key, "", teaCard(10)).JSON(t)["id"].(string)
-	channel := ta.channel()
+	shop := ta.teaShop(10)
+	key, itemID, channel := shop.key, shop.itemID, shop.channel
 	till := ta.call("POST", "/v1/checkouts", key, "till-1", map[string]any{
 		"lines": []map[string]any{{"item_id": itemID, "quantity": 2}}, "ttl_seconds": 120})
 	if till.Status != http.StatusCreated {
@@ -588,9 +584,8 @@ func TestTillCheckoutThroughThePage(t *testing.T) {
 // toward the per-shopper limit of 2 like purchases do.
 func TestReservationsCountTowardTheLimit(t *testing.T) {
 	ta := startTestApp(t, storyStart)
-	_, key := ta.merchant("McDonald's", "Asia/Shanghai")
-	itemID := ta.call("POST", "/v1/items", key, "", teaCard(500)).JSON(t)["id"].(string)
-	channel := ta.channel()
+	shop := ta.teaShop(500)
+	itemID, channel := shop.itemID, shop.channel
 	shopperID := ta.call("POST", "/v1/channel/shoppers", channel.APIKey, "", map[string]any{"user_id": "hoarder"}).JSON(t)["id"].(string)
 	open := func() apiResponse {
 		return ta.call("POST", "/v1/channel/checkouts", channel.APIKey, "", map[string]any{
@@ -607,5 +602,39 @@ func TestReservationsCountTowardTheLimit(t *testing.T) {
 	}
 	if stock := ta.count(`SELECT sum(quantity) FROM item_stock WHERE item_id = $1`, itemID); stock != 498 {
 		t.Fatalf("stock %d, want 498", stock)
+	}
+}
+
+// verify's cross-checks see what the ledger alone cannot: an order pointing at
+// another transaction, and a coupon whose event never reached the outbox.
+func TestVerifyCrossChecksCatchBrokenRecords(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(10)
+	orderID, _ := ta.buy(shop, "42", map[string]int{shop.itemID: 1})
+	assertVerifyClean(t, ta)
+
+	var fundingTx int64
+	if err := ta.db.Get(&fundingTx, `SELECT min(id) FROM ledger_transactions`); err != nil {
+		t.Fatal(err)
+	}
+	for _, corrupt := range []string{
+		`UPDATE orders SET ledger_transaction_id = ` + fmt.Sprint(fundingTx) + ` WHERE id = '` + orderID + `'`,
+		`DELETE FROM webhook_deliveries WHERE event_id IN (SELECT id FROM webhook_events WHERE type = 'coupon.issued')`,
+		`DELETE FROM webhook_events WHERE type = 'coupon.issued'`,
+	} {
+		if _, err := ta.db.Exec(corrupt); err != nil {
+			t.Fatalf("%s: %v", corrupt, err)
+		}
+	}
+	report, err := ledger.RunAudit(context.Background(), ta.db, append(ledger.Checks(), crossChecks()...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := map[string]int64{}
+	for _, r := range report.Results {
+		failed[r.Name] = r.ViolationsTotal
+	}
+	if failed["paid_orders_in_ledger"] != 1 || failed["coupons_have_events"] != 1 || report.OK() {
+		t.Fatalf("violations found: %v", failed)
 	}
 }
