@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,6 +135,70 @@ func TestHTTPProvider(t *testing.T) {
 			t.Fatalf("refunds: %+v %v / %+v %v", refund, err, again, err2)
 		}
 	})
+	t.Run("OKVoidAnswersTheChargeMadeBefore", func(t *testing.T) {
+		made, err := p.Charge(ctx, "test:void-made", cny, sandbox.CardSuccess)
+		voided, err2 := p.Void(ctx, "test:void-made")
+		if err != nil || err2 != nil || voided.ID != made.ID || voided.Status != ChargeCaptured {
+			t.Fatalf("void after a capture: %+v %v / %+v %v", made, err, voided, err2)
+		}
+	})
+	t.Run("ErrVoidedKeyCannotCharge", func(t *testing.T) {
+		if _, err := p.Void(ctx, "test:void-none"); !errors.Is(err, ErrChargeNotFound) {
+			t.Fatalf("void of a key never charged: %v", err)
+		}
+		charge, err := p.Charge(ctx, "test:void-none", cny, sandbox.CardSuccess)
+		if err == nil || errors.Is(err, ErrOutcomeUnknown) || !strings.Contains(err.Error(), "key_voided") {
+			t.Fatalf("charge with a voided key: %+v %v", charge, err)
+		}
+		if _, err := p.Lookup(ctx, "test:void-none"); !errors.Is(err, ErrChargeNotFound) {
+			t.Fatalf("lookup after the refused charge: %v", err)
+		}
+	})
+}
+
+// A charge request held in the network past the abandon time: without the
+// void, it would capture after the top-up was called failed and the shopper
+// would pay for nothing. Reconciliation voids the key first, so the late
+// request is refused and the provider's records agree with the ledger.
+func TestReconcileVoidsBeforeFailing(t *testing.T) {
+	sb, p := startSandbox(t)
+	clock := fakeclock.New(time.Date(2026, 11, 21, 6, 30, 0, 0, time.UTC))
+	s, sh := topUpService(t, p, clock)
+	ctx := context.Background()
+	amount := money.New(5000, money.MustCurrency("CNY"))
+
+	held, err := s.TopUp(ctx, sh, amount, sandbox.CardLate, "held")
+	if err != nil || held.Status != TopUpUnknown {
+		t.Fatalf("top-up: %+v %v", held, err)
+	}
+	clock.Add(ReconcileMinAge)
+	if report, err := s.ReconcileTopUps(ctx, 10); err != nil || report != (ReconcileReport{Checked: 1, Unknown: 1}) {
+		t.Fatalf("before the abandon time: %+v %v", report, err)
+	}
+	clock.Add(TopUpAbandonAfter)
+	if report, err := s.ReconcileTopUps(ctx, 10); err != nil || report != (ReconcileReport{Checked: 1, Failed: 1}) {
+		t.Fatalf("after the abandon time: %+v %v", report, err)
+	}
+
+	// The held request reaches the provider now, after the top-up failed.
+	sb.ReleaseLate()
+	if keys := sb.LateProcessed(5 * time.Second); len(keys) != 1 || keys[0] != held.ProviderKey {
+		t.Fatalf("late requests processed: %v, want [%s]", keys, held.ProviderKey)
+	}
+	for _, c := range sb.Charges() {
+		t.Errorf("the provider recorded a charge after the void: %+v", c)
+	}
+	got, err := s.ShopperTopUp(ctx, sh.ID, held.ID)
+	if err != nil || got.Status != TopUpFailed || got.FailureCode.String != FailureNotReceived {
+		t.Fatalf("top-up after the late request: %+v %v", got, err)
+	}
+	balance, err := s.WalletBalance(ctx, sh.ID, amount.Currency)
+	if err != nil || balance.Minor != 0 {
+		t.Fatalf("wallet: %+v %v, want 0", balance, err)
+	}
+	if report, err := s.ReconcileTopUps(ctx, 10); err != nil || report != (ReconcileReport{}) {
+		t.Fatalf("nothing left to reconcile: %+v %v", report, err)
+	}
 }
 
 func topUpService(t *testing.T, p Provider, clock *fakeclock.Clock) (*Service, Shopper) {

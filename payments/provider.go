@@ -30,6 +30,13 @@ type Provider interface {
 	// Lookup returns the charge made with key, ErrChargeNotFound when the
 	// provider has none, or ErrOutcomeUnknown when it cannot tell now.
 	Lookup(ctx context.Context, key string) (ProviderCharge, error)
+	// Void closes key: a charge request with it that reaches the provider
+	// afterwards is refused. It returns the charge made before, which the
+	// caller must honour; ErrChargeNotFound when there was none, so none can
+	// ever be made; or ErrOutcomeUnknown when it cannot tell now. Only after
+	// ErrChargeNotFound from Void may a charge that never answered be called
+	// failed: a request held in the network could otherwise still capture.
+	Void(ctx context.Context, key string) (ProviderCharge, error)
 	// Refund gives amount of a captured charge back to its card, once per key.
 	Refund(ctx context.Context, key, chargeID string, amount money.Amount) (ProviderRefund, error)
 }
@@ -138,20 +145,33 @@ func (p *HTTPProvider) Charge(ctx context.Context, key string, amount money.Amou
 // Lookup implements Provider.
 func (p *HTTPProvider) Lookup(ctx context.Context, key string) (ProviderCharge, error) {
 	status, raw, err := p.do(ctx, http.MethodGet, "/v1/charges?key="+url.QueryEscape(key), "", nil)
+	return chargeAnswer("look up "+key, status, raw, err)
+}
+
+// Void implements Provider.
+func (p *HTTPProvider) Void(ctx context.Context, key string) (ProviderCharge, error) {
+	body, _ := json.Marshal(map[string]string{"key": key})
+	status, raw, err := p.do(ctx, http.MethodPost, "/v1/charges/void", "", body)
+	return chargeAnswer("void "+key, status, raw, err)
+}
+
+// chargeAnswer reads an answer that is a charge (200) or charge_not_found
+// (404); anything else leaves the outcome unknown.
+func chargeAnswer(what string, status int, raw []byte, err error) (ProviderCharge, error) {
 	if err != nil {
 		return ProviderCharge{}, err
 	}
 	switch status {
 	case http.StatusOK:
 		var w chargeWire
-		if err := json.Unmarshal(raw, &w); err != nil {
-			return ProviderCharge{}, fmt.Errorf("look up %s: unreadable answer: %w", key, ErrOutcomeUnknown)
+		if err := json.Unmarshal(raw, &w); err != nil || (w.Status != ChargeCaptured && w.Status != ChargeDeclined) {
+			return ProviderCharge{}, fmt.Errorf("%s: unreadable answer: %w", what, ErrOutcomeUnknown)
 		}
 		return w.charge(), nil
 	case http.StatusNotFound:
 		return ProviderCharge{}, ErrChargeNotFound
 	}
-	return ProviderCharge{}, fmt.Errorf("look up %s: provider answered %d: %w", key, status, ErrOutcomeUnknown)
+	return ProviderCharge{}, fmt.Errorf("%s: provider answered %d: %w", what, status, ErrOutcomeUnknown)
 }
 
 // Refund implements Provider.

@@ -37,8 +37,9 @@ const (
 	// call and lookup, so it never races the request that is still running.
 	ReconcileMinAge = 30 * time.Second
 	// TopUpAbandonAfter is how long a top-up the provider has never heard of
-	// stays unknown before it is marked failed. The provider client gives up
-	// after its timeout (seconds), so a charge cannot arrive this late.
+	// stays unknown before reconciliation voids its key at the provider and,
+	// once the provider confirms no charge was made, marks it failed. The
+	// wait lets a slow request land and be credited rather than refused.
 	TopUpAbandonAfter = 10 * time.Minute
 	// providerLookupTimeout bounds the lookup that settles an unknown
 	// outcome while the shopper waits.
@@ -391,13 +392,29 @@ func (s *Service) reconcileOne(ctx context.Context, report *ReconcileReport) (do
 				return err
 			}
 		case errors.Is(err, ErrChargeNotFound) && !now.Before(t.CreatedAt.Add(TopUpAbandonAfter)):
-			if t, err = finishTopUp(ctx, tx, t.ID, TopUpFailed, "", FailureNotReceived, sql.NullInt64{}, sql.NullInt64{}, now); err != nil {
-				return err
+			// Not seen yet is not never: close the key first, so a request
+			// still held somewhere cannot capture after we call it failed.
+			voidCtx, cancel := context.WithTimeout(ctx, providerLookupTimeout)
+			charge, err := s.provider.Void(voidCtx, t.ProviderKey)
+			cancel()
+			switch {
+			case err == nil: // it arrived after all, between look-up and void
+				if t, err = s.applyChargeTx(ctx, tx, t, charge); err != nil {
+					return err
+				}
+			case errors.Is(err, ErrChargeNotFound):
+				if t, err = finishTopUp(ctx, tx, t.ID, TopUpFailed, "", FailureNotReceived, sql.NullInt64{}, sql.NullInt64{}, now); err != nil {
+					return err
+				}
+			default:
+				if err := markTopUpUnknown(ctx, tx, t.ID, now); err != nil {
+					return err
+				}
+				t.Status = TopUpUnknown
 			}
 		default:
-			const again = `UPDATE topups SET status = 'unknown', attempts = attempts + 1, updated_at = $2 WHERE id = $1`
-			if _, err := tx.ExecContext(ctx, again, t.ID, now); err != nil {
-				return fmt.Errorf("mark top-up unknown: %w", err)
+			if err := markTopUpUnknown(ctx, tx, t.ID, now); err != nil {
+				return err
 			}
 			t.Status = TopUpUnknown
 		}
@@ -417,6 +434,15 @@ func (s *Service) reconcileOne(ctx context.Context, report *ReconcileReport) (do
 		report.Unknown++
 	}
 	return false, nil
+}
+
+// markTopUpUnknown leaves a claimed top-up for the next reconciliation.
+func markTopUpUnknown(ctx context.Context, tx *sqlx.Tx, id string, now time.Time) error {
+	const again = `UPDATE topups SET status = 'unknown', attempts = attempts + 1, updated_at = $2 WHERE id = $1`
+	if _, err := tx.ExecContext(ctx, again, id, now); err != nil {
+		return fmt.Errorf("mark top-up unknown: %w", err)
+	}
+	return nil
 }
 
 // ShopperTopUp returns one of a shopper's top-ups, or not_found.

@@ -12,6 +12,9 @@
 //	4000 0000 0000 0119  captured, but the answer comes after SlowDelay (past a client's timeout)
 //	4000 0000 0000 0500  captured, but the answer is a 500
 //	4000 0000 0000 0341  the connection is reset before anything is recorded
+//	4000 0000 0000 0259  the request is held in the network: nothing is recorded and the
+//	                     client hears nothing until ReleaseLate; then it is captured,
+//	                     unless its key was voided in the meantime
 //
 // Tokens "tok_visa", "tok_declined" and "tok_insufficient" stand for the
 // first three. Any other card is declined as card_declined.
@@ -20,6 +23,8 @@
 //
 //	POST /v1/charges               {"amount_minor","currency","card"}; Idempotency-Key required
 //	GET  /v1/charges?key=<key>     the charge made with that key, or 404
+//	POST /v1/charges/void          {"key"}: no charge may be made with key from now on;
+//	                               200 with the charge made before, or 404 when there was none
 //	POST /v1/charges/{id}/refunds  {"amount_minor"}; Idempotency-Key required
 //	GET  /v1/charges/{id}
 package sandbox
@@ -48,6 +53,7 @@ const (
 	CardSlow         = "4000000000000119"
 	CardServerError  = "4000000000000500"
 	CardReset        = "4000000000000341"
+	CardLate         = "4000000000000259"
 )
 
 // Charge statuses.
@@ -66,6 +72,8 @@ const (
 	chargesMax = 100_000
 	// keyLengthMax bounds idempotency keys.
 	keyLengthMax = 255
+	// lateHoldMax bounds how long a CardLate request waits for ReleaseLate.
+	lateHoldMax = time.Minute
 )
 
 // Charge is the provider's record of one charge.
@@ -100,14 +108,52 @@ type Server struct {
 	charges     map[string]*Charge // by the client's idempotency key
 	byID        map[string]*Charge
 	refunds     map[string]*Refund // by the client's idempotency key
+	voided      map[string]bool    // keys no charge may be made with
 	lookupsDown bool
+	late        chan struct{} // closed by ReleaseLate
+	lateDone    chan string   // the key of each late request once processed
 }
 
 // New returns an empty sandbox with an injected clock.
 func New(now func() time.Time) *Server {
 	return &Server{
 		SlowDelay: SlowDelayDefault, now: now,
-		charges: map[string]*Charge{}, byID: map[string]*Charge{}, refunds: map[string]*Refund{},
+		charges: map[string]*Charge{}, byID: map[string]*Charge{}, refunds: map[string]*Refund{}, voided: map[string]bool{},
+		late: make(chan struct{}), lateDone: make(chan string, 64),
+	}
+}
+
+// ReleaseLate lets every held CardLate request (and any later one) reach
+// the sandbox.
+func (s *Server) ReleaseLate() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.late:
+	default:
+		close(s.late)
+	}
+}
+
+// LateProcessed returns the keys of late requests processed since the last
+// call, waiting up to wait for the first.
+func (s *Server) LateProcessed(wait time.Duration) []string {
+	var keys []string
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case key := <-s.lateDone:
+		keys = append(keys, key)
+	case <-timer.C:
+		return nil
+	}
+	for {
+		select {
+		case key := <-s.lateDone:
+			keys = append(keys, key)
+		default:
+			return keys
+		}
 	}
 }
 
@@ -136,6 +182,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/charges", s.charge)
 	mux.HandleFunc("GET /v1/charges", s.lookup)
+	mux.HandleFunc("POST /v1/charges/void", s.void)
 	mux.HandleFunc("GET /v1/charges/{id}", s.get)
 	mux.HandleFunc("POST /v1/charges/{id}/refunds", s.refund)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -164,6 +211,7 @@ func (s *Server) Listen(ctx context.Context, addr string) (baseURL string, stop 
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
+			s.ReleaseLate() // held requests end with the server, not a minute later
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			if server.Shutdown(shutdownCtx) != nil {
@@ -204,10 +252,28 @@ func (s *Server) charge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hash := fmt.Sprintf("%d|%s|%s", in.AmountMinor, in.Currency, card)
+	if card == CardLate {
+		// Held in the network: the client times out long before the
+		// provider sees the request, which then arrives on its own.
+		select {
+		case <-s.late:
+		case <-time.After(lateHoldMax):
+		}
+		defer func() {
+			select {
+			case s.lateDone <- key:
+			default:
+			}
+		}()
+	}
 
 	s.mu.Lock()
 	c, found := s.charges[key]
 	switch {
+	case !found && s.voided[key]:
+		s.mu.Unlock()
+		writeError(w, http.StatusConflict, "key_voided")
+		return
 	case found && c.requestHash != hash:
 		s.mu.Unlock()
 		writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused")
@@ -222,7 +288,7 @@ func (s *Server) charge(w http.ResponseWriter, r *http.Request) {
 			CardLast4: last4(card), CreatedAt: s.now(), requestHash: hash,
 		}
 		switch card {
-		case CardSuccess, CardSlow, CardServerError:
+		case CardSuccess, CardSlow, CardServerError, CardLate:
 		case CardInsufficient:
 			c.Status, c.DeclineCode = StatusDeclined, "insufficient_funds"
 		default:
@@ -271,6 +337,39 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, answer)
 	}
+}
+
+// void closes a key: a charge request with it that arrives from now on is
+// refused, so a client that gave up on a request can call it failed for good.
+func (s *Server) void(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Key string `json:"key"`
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, bodyBytesMax))
+	if err != nil || json.Unmarshal(raw, &in) != nil || in.Key == "" || len(in.Key) > keyLengthMax {
+		writeError(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
+	s.mu.Lock()
+	c, found := s.charges[in.Key]
+	var answer Charge
+	full := !found && len(s.voided) >= chargesMax
+	switch {
+	case found:
+		answer = *c
+	case !full:
+		s.voided[in.Key] = true
+	}
+	s.mu.Unlock()
+	if full {
+		writeError(w, http.StatusInsufficientStorage, "sandbox_full")
+		return
+	}
+	if !found {
+		writeError(w, http.StatusNotFound, "charge_not_found")
+		return
+	}
+	writeJSON(w, http.StatusOK, answer)
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
