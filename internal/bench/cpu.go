@@ -22,6 +22,7 @@ type cpuMeter struct {
 	selfStart  time.Duration
 	pgStart    map[int]time.Duration
 	statements int64
+	wal        walStats
 }
 
 func (e *env) startCPU(ctx context.Context) *cpuMeter {
@@ -30,6 +31,7 @@ func (e *env) startCPU(ctx context.Context) *cpuMeter {
 		m.pgStart = childrenCPU(e.cluster.PID())
 	}
 	m.statements = e.statementCalls(ctx)
+	m.wal = e.walStats(ctx)
 	return m
 }
 
@@ -45,6 +47,29 @@ func (m *cpuMeter) stop(ctx context.Context, l *load) {
 	if calls := m.e.statementCalls(ctx); calls >= 0 && m.statements >= 0 {
 		l.statements = calls - m.statements
 	}
+	if now := m.e.walStats(ctx); now.ok && m.wal.ok {
+		l.wal = walStats{ok: true, bytes: now.bytes - m.wal.bytes, fullPages: now.fullPages - m.wal.fullPages}
+	}
+}
+
+// walStats is the cluster's write-ahead log volume: how much a purchase
+// makes PostgreSQL write (and checksum, and flush) at commit.
+type walStats struct {
+	ok        bool
+	bytes     int64
+	fullPages int64
+}
+
+// walStats reads pg_stat_wal; the cluster is the bench's own, so all of it
+// is the load's (with --database-url it includes whatever else runs there).
+func (e *env) walStats(ctx context.Context) walStats {
+	var w walStats
+	const q = `SELECT wal_bytes::bigint, wal_fpi FROM pg_stat_wal`
+	if err := e.db.QueryRowxContext(ctx, q).Scan(&w.bytes, &w.fullPages); err != nil {
+		return walStats{}
+	}
+	w.ok = true
+	return w
 }
 
 func selfCPU() time.Duration {
@@ -56,22 +81,18 @@ func selfCPU() time.Duration {
 }
 
 // childrenCPU reads the user and system time of every process whose parent
-// is pid.
+// is pid and, under the key -pid, that of its children which have exited
+// (pgbench's backends end with their connections, before the run is read).
 func childrenCPU(pid int) map[int]time.Duration {
 	out := map[int]time.Duration{}
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	if fields := statFields(filepath.Join("/proc", strconv.Itoa(pid), "stat")); len(fields) >= 15 {
+		cutime, _ := strconv.ParseInt(fields[13], 10, 64)
+		cstime, _ := strconv.ParseInt(fields[14], 10, 64)
+		out[-pid] = time.Duration(cutime+cstime) * time.Second / clockTicksPerSecond
+	}
 	for _, path := range stats {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		// The command name may hold spaces; the fields after its ")" are fixed.
-		text := string(raw)
-		end := strings.LastIndexByte(text, ')')
-		if end < 0 {
-			continue
-		}
-		fields := strings.Fields(text[end+1:])
+		fields := statFields(path)
 		if len(fields) < 13 {
 			continue
 		}
@@ -99,4 +120,19 @@ func (e *env) statementCalls(ctx context.Context) int64 {
 		return -1
 	}
 	return calls
+}
+
+// statFields returns the fields of a /proc/<pid>/stat after the command
+// name (which may hold spaces), so fields[1] is the parent's pid.
+func statFields(path string) []string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	text := string(raw)
+	end := strings.LastIndexByte(text, ')')
+	if end < 0 {
+		return nil
+	}
+	return strings.Fields(text[end+1:])
 }

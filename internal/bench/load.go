@@ -41,6 +41,7 @@ type load struct {
 	// and the statements PostgreSQL ran (-1: unknown).
 	processCPU, postgresCPU time.Duration
 	statements              int64
+	wal                     walStats
 }
 
 // drive runs clients closed loops of fn for at most duration and at most
@@ -196,6 +197,10 @@ func (l *load) result(name string) *Result {
 		}
 		if l.statements >= 0 {
 			r.StatementsPerPurchase = round(float64(l.statements)/paid, 1)
+		}
+		if l.wal.ok {
+			r.WALBytesPerPurchase = round(float64(l.wal.bytes)/paid, 0)
+			r.FullPagesPerPurchase = round(float64(l.wal.fullPages)/paid, 2)
 		}
 	}
 	for k, n := range l.errors {

@@ -117,10 +117,23 @@ func (e *env) runPgbench(ctx context.Context) *PgbenchResult {
 		"-T", strconv.Itoa(seconds), "-n", conninfo)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	var pgStart map[int]time.Duration
+	if e.cluster != nil {
+		pgStart = childrenCPU(e.cluster.PID())
+	}
+	walStart := e.walStats(ctx)
 	if err := cmd.Run(); err != nil {
 		res.Missing = fmt.Sprintf("pgbench failed: %v: %s", err, lastLine(out.Bytes()))
 		return res
 	}
+	var pgCPU time.Duration
+	if pgStart != nil {
+		for pid, now := range childrenCPU(e.cluster.PID()) {
+			pgCPU += now - pgStart[pid]
+		}
+	}
+	walEnd := e.walStats(ctx)
+	clientCPU := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	text := out.String()
 	if m := tpsPattern.FindStringSubmatch(text); m != nil {
 		res.TPS, _ = strconv.ParseFloat(m[1], 64)
@@ -134,6 +147,18 @@ func (e *env) runPgbench(ctx context.Context) *PgbenchResult {
 	}
 	if res.TPS == 0 {
 		res.Missing = "could not read pgbench's output: " + lastLine(out.Bytes())
+		return res
+	}
+	// The same costs per transaction as the scenarios report per purchase,
+	// so the two can be compared where throughput alone would only say "less".
+	if txns := res.TPS * float64(seconds); txns > 0 {
+		if pgCPU > 0 {
+			res.PostgresCPUMsPerTxn = round(float64(pgCPU.Microseconds())/1000/txns, 3)
+		}
+		res.ClientCPUMsPerTxn = round(float64(clientCPU.Microseconds())/1000/txns, 3)
+		if walStart.ok && walEnd.ok {
+			res.WALBytesPerTxn = round(float64(walEnd.bytes-walStart.bytes)/txns, 0)
+		}
 	}
 	return res
 }

@@ -65,6 +65,10 @@ type PgbenchResult struct {
 	TPS          float64 `json:"tps"`
 	LatencyAvgMs float64 `json:"latency_avg_ms"`
 	Failed       int     `json:"failed"`
+	// Costs per transaction, to set beside the scenarios' per-purchase ones.
+	PostgresCPUMsPerTxn float64 `json:"postgres_cpu_ms_per_transaction"`
+	ClientCPUMsPerTxn   float64 `json:"pgbench_cpu_ms_per_transaction"`
+	WALBytesPerTxn      float64 `json:"wal_bytes_per_transaction"`
 }
 
 // Result is one scenario's (or the direct baseline's) figures.
@@ -85,6 +89,8 @@ type Result struct {
 	ProcessCPUMsPerPurchase  float64        `json:"process_cpu_ms_per_purchase"`
 	PostgresCPUMsPerPurchase float64        `json:"postgres_cpu_ms_per_purchase"`
 	StatementsPerPurchase    float64        `json:"statements_per_purchase"`
+	WALBytesPerPurchase      float64        `json:"wal_bytes_per_purchase"`
+	FullPagesPerPurchase     float64        `json:"wal_full_page_images_per_purchase"`
 	Flash                    *FlashResult   `json:"flash,omitempty"`
 	Webhooks                 *WebhookResult `json:"webhooks,omitempty"`
 	AuditClean               bool           `json:"audit_clean"`
@@ -251,10 +257,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		} else {
 			fmt.Fprintf(w, "pgbench tpcb-like (scale %d, -c %d -j %d -T %.0f): %.1f TPS, average latency %.2f ms, %d failed\n",
 				p.Scale, p.Clients, p.Threads, p.Seconds, p.TPS, p.LatencyAvgMs, p.Failed)
+			fmt.Fprintf(w, "  per transaction: PG CPU %.3f ms, pgbench CPU %.3f ms, WAL %.1f kB\n",
+				p.PostgresCPUMsPerTxn, p.ClientCPUMsPerTxn, p.WALBytesPerTxn/1000)
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tpurchases\tper s\tp50 ms\tp95 ms\tp99 ms\tmax ms\t5xx\trefused\tRSS MB\theap MB\tGo CPU ms/p\tPG CPU ms/p\tstmts/p\tverify\t")
+	fmt.Fprintln(tw, "scenario\tpurchases\tper s\tp50 ms\tp95 ms\tp99 ms\tmax ms\t5xx\trefused\tRSS MB\theap MB\tGo CPU ms/p\tPG CPU ms/p\tstmts/p\tWAL kB/p\tFPI/p\tverify\t")
 	rows := append(derefResult(r.Direct), r.Scenarios...)
 	for _, s := range rows {
 		if s.Skipped != "" {
@@ -268,9 +276,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if name == "direct" {
 			name = "direct (no HTTP)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.1f\t%s\t\n", name, s.Purchases, s.Throughput,
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.1f\t%.1f\t%.2f\t%s\t\n", name, s.Purchases, s.Throughput,
 			s.LatencyMs.P50, s.LatencyMs.P95, s.LatencyMs.P99, s.LatencyMs.Max, s.Status5xx, s.Failed-s.Status5xx, s.RSSMaxMB, s.HeapMaxMB,
-			s.ProcessCPUMsPerPurchase, s.PostgresCPUMsPerPurchase, s.StatementsPerPurchase, verify)
+			s.ProcessCPUMsPerPurchase, s.PostgresCPUMsPerPurchase, s.StatementsPerPurchase, s.WALBytesPerPurchase/1000, s.FullPagesPerPurchase, verify)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
