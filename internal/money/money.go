@@ -3,8 +3,11 @@
 // formatting decimal strings) and in the one named rounding rule for fees and
 // percentages. There are no floats anywhere.
 //
-// Minor units come from golang.org/x/text/currency (CLDR data) rather than a
-// hand-typed table: JPY has 0, CNY 2, KWD 3.
+// Which codes are money comes from golang.org/x/text/currency (CLDR data);
+// their minor units are ISO 4217's exponents (JPY 0, CNY 2, KWD 3), which is
+// what payment providers and banks count in. CLDR's digits are for display
+// and differ for two dozen currencies (IDR, COP, PKR… 0 instead of 2; IQD 0
+// instead of 3), so they are not used.
 package money
 
 import (
@@ -68,12 +71,24 @@ var tender = func() map[string]int32 {
 		if !it.IsTender() {
 			continue
 		}
-		unit := it.Unit()
-		scale, _ := currency.Standard.Rounding(unit)
-		m[unit.String()] = int32(scale)
+		code := it.Unit().String()
+		scale, listed := isoExponentNot2[code]
+		if !listed {
+			scale = 2
+		}
+		m[code] = scale
 	}
 	return m
 }()
+
+// isoExponentNot2 lists the ISO 4217 currencies whose minor unit is not a
+// hundredth (ISO 4217 list one, 2024); every other currency has two digits.
+var isoExponentNot2 = map[string]int32{
+	"BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
+	"RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+	"BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+	"CLF": 4, "UYW": 4,
+}
 
 // MustCurrency is ParseCurrency for constants in code and tests.
 func MustCurrency(code string) Currency {

@@ -20,6 +20,9 @@ func TestParseCurrency(t *testing.T) {
 		{"CNY", 2, ""}, {"JPY", 0, ""}, {"KWD", 3, ""}, {"USD", 2, ""}, {"EUR", 2, ""}, {"BHD", 3, ""},
 		// Real money despite the X: CFA francs, CFP franc, East Caribbean dollar.
 		{"XAF", 0, ""}, {"XOF", 0, ""}, {"XPF", 0, ""}, {"XCD", 2, ""},
+		// ISO 4217's exponents where CLDR's display digits differ.
+		{"IDR", 2, ""}, {"COP", 2, ""}, {"PKR", 2, ""}, {"IQD", 3, ""}, {"HUF", 2, ""}, {"TWD", 2, ""},
+		{"ISK", 0, ""}, {"UGX", 0, ""}, {"CLP", 0, ""}, {"KRW", 0, ""}, {"VND", 0, ""},
 		{"cny", 0, "invalid_currency"}, {"", 0, "invalid_currency"}, {"CNYY", 0, "invalid_currency"},
 		{"€", 0, "unknown_currency"}, {"ABC", 0, "unknown_currency"},
 		// Not legal tender: no currency, testing, metals, fund codes, historical.
