@@ -8,9 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/chromedp"
 )
 
@@ -60,6 +62,9 @@ type browser struct {
 	ctx       context.Context
 	artifacts string
 	shots     int
+
+	mu            sync.Mutex
+	cspViolations []string
 }
 
 func startBrowser(t *testing.T) *browser {
@@ -97,7 +102,26 @@ func startBrowser(t *testing.T) *browser {
 		cancelCtx()
 		cancelAlloc()
 	})
-	return &browser{t: t, ctx: ctx, artifacts: artifactsDir(t)}
+	b := &browser{t: t, ctx: ctx, artifacts: artifactsDir(t)}
+	// Chromium reports what a page's Content-Security-Policy blocked in its
+	// log; every page of the story must render without any such refusal.
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if entry, ok := ev.(*cdplog.EventEntryAdded); ok && strings.Contains(entry.Entry.Text, "Content Security Policy") {
+			b.mu.Lock()
+			b.cspViolations = append(b.cspViolations, entry.Entry.URL+": "+entry.Entry.Text)
+			b.mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatalf("listen to chromium's log: %v", err)
+	}
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, v := range b.cspViolations {
+			t.Errorf("blocked by Content-Security-Policy: %s", v)
+		}
+	})
+	return b
 }
 
 // do runs steps within browserStepTimeout.

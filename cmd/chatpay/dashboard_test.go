@@ -175,6 +175,9 @@ func TestShopperPagesSpeakChinese(t *testing.T) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	html := string(body)
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("shopper page CSP %q, want one that loads nothing by default", csp)
+	}
 	for _, want := range []string{`lang="zh"`, "每天 14:00–17:00", "不适用于coffee", "钱包余额不足"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("Chinese checkout lacks %q", want)
