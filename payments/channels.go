@@ -91,6 +91,23 @@ func (s *Service) CreateChannel(ctx context.Context, in NewChannel) (CreatedChan
 	return CreatedChannel{Channel: ch, APIKey: apiKey, LaunchSecret: secret}, nil
 }
 
+// RotateChannelKey gives a channel a new API key; the old one stops working
+// at once (a leaked key is the reason to rotate). It returns not_found for
+// an unknown channel.
+func (s *Service) RotateChannelKey(ctx context.Context, id string) (Channel, string, error) {
+	apiKey := ids.Secret("ck", 24)
+	var ch Channel
+	const q = `UPDATE channels SET api_key_hash = $2, api_key_hint = $3 WHERE id = $1 RETURNING ` + channelColumns
+	err := s.db.GetContext(ctx, &ch, q, id, hashSecret(apiKey), apiKey[:7])
+	if errors.Is(err, sql.ErrNoRows) {
+		return Channel{}, "", problem.NotFound("channel")
+	}
+	if err != nil {
+		return Channel{}, "", fmt.Errorf("rotate channel key: %w", err)
+	}
+	return ch, apiKey, nil
+}
+
 const channelColumns = `id, name, kind, launch_secret, launch_public_key, created_at`
 
 // Channel returns a channel by id, or not_found.

@@ -51,7 +51,16 @@ const (
 	testSandboxSlow     = 3 * time.Second
 )
 
+// testOperatorToken is the admin API's token in tests.
+const testOperatorToken = "op_test_0123456789abcdef0123456789abcdef"
+
 func startTestApp(t *testing.T, start time.Time) *testApp {
+	t.Helper()
+	return startTestAppWith(t, start, nil)
+}
+
+// startTestAppWith is startTestApp with a last say over the configuration.
+func startTestAppWith(t *testing.T, start time.Time, configure func(*appConfig)) *testApp {
 	t.Helper()
 	dsn := testdb.DSN(t)
 	db, err := database.Open(context.Background(), dsn, database.PoolOptions{MaxOpenConns: 80, MaxIdleConns: 80})
@@ -81,10 +90,14 @@ func startTestApp(t *testing.T, start time.Time) *testApp {
 	server := httptest.NewUnstartedServer(nil)
 	t.Cleanup(server.Close)
 	baseURL := "http://" + server.Listener.Addr().String()
-	a, err := newApp(db, migrator, testdb.Logger(t), appConfig{
+	cfg := appConfig{
 		Now: clock.Now, PublicBaseURL: baseURL, PlatformFee: money.BasisPoints(200), AllowPrivateWebhooks: true,
-		Provider: provider,
-	})
+		Provider: provider, OperatorToken: testOperatorToken,
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	a, err := newApp(db, migrator, testdb.Logger(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +173,8 @@ var (
 // Routes other packages document and test themselves are skipped here.
 func (ta *testApp) checkAgainstOpenAPI(req *http.Request, resp *http.Response, body []byte) {
 	ta.t.Helper()
-	if !strings.HasPrefix(req.URL.Path, "/v1/channel/") && !strings.HasPrefix(req.URL.Path, "/v1/orders") {
+	if !strings.HasPrefix(req.URL.Path, "/v1/channel/") && !strings.HasPrefix(req.URL.Path, "/v1/orders") &&
+		!strings.HasPrefix(req.URL.Path, "/v1/admin/") {
 		return
 	}
 	openAPIOnce.Do(func() {

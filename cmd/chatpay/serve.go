@@ -53,10 +53,16 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		"platform fee as a fraction of recognised revenue (env CHATPAY_PLATFORM_FEE)")
 	demo := fs.Bool("demo", envBool(env, "CHATPAY_DEMO"),
 		"seed the tea-card merchant, a demo channel and shopper, print the item QR, and show webhooks arriving in a local chat-sim (env CHATPAY_DEMO)")
+	operatorToken := fs.String("operator-token", env.getenv("CHATPAY_OPERATOR_TOKEN"),
+		fmt.Sprintf("bearer token of the operator's admin API under /v1/admin, at least %d characters; without it the admin API is off (env CHATPAY_OPERATOR_TOKEN)",
+			httpapi.OperatorTokenLengthMin))
 	webhookCfg := webhookFlags(fs, env)
 	providerCfg := providerFlags(fs, env)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
+	}
+	if *operatorToken != "" && len(*operatorToken) < httpapi.OperatorTokenLengthMin {
+		return fmt.Errorf("--operator-token: at least %d characters are required (for example: openssl rand -hex 32)", httpapi.OperatorTokenLengthMin)
 	}
 	logger, err := cfg.logger(env)
 	if err != nil {
@@ -94,7 +100,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 
 	app, err := newApp(db, migrator, logger, appConfig{
 		Now: time.Now, PublicBaseURL: cfg.PublicURL, PlatformFee: fee, ListenDSN: cfg.dsn, Webhooks: *webhookCfg,
-		Provider: provider,
+		Provider: provider, OperatorToken: *operatorToken,
 		// The demo's chat-sim listens on loopback; a real deployment never allows that.
 		AllowPrivateWebhooks: *demo,
 	})
@@ -168,6 +174,8 @@ type appConfig struct {
 	AllowPrivateWebhooks bool
 	// Provider funds wallets; nil answers top-ups with provider_unavailable.
 	Provider payments.Provider
+	// OperatorToken turns on the admin API (/v1/admin); empty leaves it off.
+	OperatorToken string
 }
 
 // app is the wired service: every domain's routes on one echo instance, and
@@ -251,6 +259,11 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	webhooks.NewHTTP(a.webhooks, a.webhookOwner).Register(v1)
 	payments.NewHTTP(a.payments, a.catalog, a.idempotency).Register(a.echo)
 	web.NewShopper(a.payments, a.catalog, a.qr, a.idempotency, db, logger).WithClock(now).Register(a.echo)
+	if cfg.OperatorToken != "" {
+		admin := v1.Group("/admin", httpapi.RequireOperator(cfg.OperatorToken))
+		catalog.NewAdminHTTP(a.catalog).Register(admin)
+		payments.NewAdminHTTP(a.payments).Register(admin)
+	}
 
 	// Merchant dashboard (/dashboard): session sign-in, catalog, QR codes,
 	// orders and the till, money and charts, keys and webhooks. The QR
