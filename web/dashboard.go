@@ -24,8 +24,9 @@ import (
 
 // Dashboard is the merchant's web interface under /dashboard: sign-up and
 // sign-in, catalog, QR codes, orders and the till, money and charts, API
-// keys and webhooks. Pages are rendered on the server from embedded
-// templates; charts are inline SVG; nothing is loaded from elsewhere.
+// keys and webhooks, the shop's settings. Pages are rendered on the server
+// from embedded templates; charts are inline SVG; nothing is loaded from
+// elsewhere.
 type Dashboard struct {
 	deps      DashboardDeps
 	sessions  *Sessions
@@ -70,6 +71,7 @@ func (d *Dashboard) Register(e *echo.Echo) {
 	d.registerOrders(g)
 	d.registerMoney(g)
 	d.registerIntegrations(g)
+	d.registerSettings(g)
 }
 
 // page is what every signed-in page template receives.
