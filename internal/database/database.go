@@ -6,10 +6,13 @@ package database
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -143,6 +146,36 @@ func Constraint(err error) string {
 // constraint when name is empty).
 func IsUniqueViolation(err error, name string) bool {
 	return SQLState(err) == CodeUniqueViolation && (name == "" || Constraint(err) == name)
+}
+
+// IsUnavailable reports errors that say the database cannot be reached or
+// is restarting, rather than that the request or the code is wrong: a lost
+// or refused connection, a server shutting down or still recovering. Such a
+// request may succeed a moment later, and its outcome may even have committed
+// (a connection lost during COMMIT), so callers retry with the same
+// Idempotency-Key.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return true
+	}
+	state := SQLState(err)
+	switch {
+	case strings.HasPrefix(state, "08"): // connection exception
+		return true
+	case state == "57P01", state == "57P02", state == "57P03": // admin or crash shutdown, cannot connect now
+		return true
+	case state == "53300": // too many connections
+		return true
+	}
+	return false
 }
 
 // IsRetryable reports errors that a fresh attempt of the whole transaction can cure.

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/problem"
 )
 
@@ -155,6 +156,15 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		err = translateEchoError(c, err)
+		if _, ok := problem.As(err); !ok && database.IsUnavailable(err) {
+			// An outage, not a bug: say so, so that clients retry (with the
+			// same Idempotency-Key: the change may have committed).
+			logger.WarnContext(c.Request().Context(), "database unavailable",
+				"error", err.Error(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+			err = problem.New(problem.KindUnavailable, "database_unavailable",
+				"the database is unavailable for a moment; retry with the same Idempotency-Key").
+				With("retry_after_seconds", 1)
+		}
 		if _, ok := problem.As(err); !ok {
 			logger.ErrorContext(c.Request().Context(), "unhandled error",
 				"error", err.Error(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))

@@ -13,7 +13,9 @@
 //   - a business refusal (4xx from the change) is stored and replayed as it
 //     was, after the change's writes are rolled back to a savepoint;
 //   - a failure (5xx) rolls everything back and stores nothing, so a retry
-//     runs the change again.
+//     runs the change again; except that a connection lost during COMMIT
+//     (answered 503 database_unavailable) leaves the outcome unknown to the
+//     server too, which is why clients retry with the same key.
 //
 // Keys are scoped to the caller (merchant, channel, shopper), so callers can
 // never see each other's responses, and are kept RetentionMin at least.
