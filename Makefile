@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin/chatpay
 GOTESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: run test build vet ensure-postgres ensure-chromium clean
+.PHONY: run test build vet ensure-postgres ensure-chromium ensure-auto-failover ha-drill clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/chatpay
@@ -38,6 +38,30 @@ ensure-postgres:
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends \
 		-o Dpkg::Options::=--force-confold postgresql postgresql-contrib || { \
 		echo "Installing PostgreSQL failed. Install it yourself: sudo apt-get install postgresql" >&2; exit 1; }
+
+# pg_auto_failover (monitor + keepers) for the failover drill, built for the
+# PostgreSQL major version installed: Debian's postgresql-<major>-auto-failover.
+ensure-auto-failover: ensure-postgres
+	@if ls /usr/lib/postgresql/*/bin/pg_autoctl >/dev/null 2>&1; then exit 0; fi; \
+	MAJOR=$$(ls /usr/lib/postgresql | sort -n | tail -1); \
+	echo "pg_auto_failover is missing; installing Debian's postgresql-$$MAJOR-auto-failover package for the HA drill..."; \
+	SUDO=""; if [ "$$(id -u)" != 0 ]; then SUDO="sudo"; fi; \
+	if ! command -v apt-get >/dev/null 2>&1 || { [ -n "$$SUDO" ] && ! command -v sudo >/dev/null 2>&1; }; then \
+		echo "Cannot install pg_auto_failover here. Install it yourself: sudo apt-get install postgresql-$$MAJOR-auto-failover" >&2; \
+		exit 1; \
+	fi; \
+	$$SUDO apt-get update && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends \
+		-o Dpkg::Options::=--force-confold postgresql-$$MAJOR-auto-failover || { \
+		echo "Installing pg_auto_failover failed. Install it yourself: sudo apt-get install postgresql-$$MAJOR-auto-failover" >&2; exit 1; }
+
+# The failover drill (docs/operations.md): a pg_auto_failover monitor, a
+# primary and a synchronous standby on loopback ports, chatpay serve on a
+# multi-host URL, a flash sale, kill -9 of the primary's postmaster. Bounded
+# in time; removes every process and folder it started. Not part of make test.
+HA_DRILL_RUNS ?= 1
+ha-drill: ensure-auto-failover
+	$(GO) test -count=$(HA_DRILL_RUNS) -timeout 15m -run '^TestHADrill$$' -v ./cmd/chatpay/ -args -ha-drill
 
 # Debian's Chromium for the browser tests (skipped when no browser test exists yet).
 ensure-chromium:

@@ -58,6 +58,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 			httpapi.OperatorTokenLengthMin))
 	webhookCfg := webhookFlags(fs, env)
 	providerCfg := providerFlags(fs, env)
+	superviseCfg := superviseFlags(fs, env)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -81,6 +82,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer closeDB()
+	ctx, live, dbCollectors := superviseCfg.start(ctx, cfg, logger)
 
 	migrator, err := database.NewMigrator(db.DB)
 	if err != nil {
@@ -103,6 +105,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		Provider: provider, OperatorToken: *operatorToken,
 		// The demo's chat-sim listens on loopback; a real deployment never allows that.
 		AllowPrivateWebhooks: *demo,
+		Live:                 live, Collectors: dbCollectors,
 	})
 	if err != nil {
 		return err
@@ -157,7 +160,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		logger.Warn("requests still running at the shutdown deadline were cut off")
 	}
 	logger.Info("stopped")
-	return nil
+	return gaveUp(ctx)
 }
 
 // appConfig is what the wiring needs from flags.
@@ -176,6 +179,9 @@ type appConfig struct {
 	Provider payments.Provider
 	// OperatorToken turns on the admin API (/v1/admin); empty leaves it off.
 	OperatorToken string
+	// Live answers /healthz (nil: always live); Collectors join /metrics.
+	Live       httpapi.ReadinessCheck
+	Collectors []prometheus.Collector
 }
 
 // app is the wired service: every domain's routes on one echo instance, and
@@ -209,6 +215,7 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.DB, "chatpay"),
 	)
+	registry.MustRegister(cfg.Collectors...)
 	ready := func(ctx context.Context) error {
 		if err := db.PingContext(ctx); err != nil {
 			return fmt.Errorf("database unreachable: %w", err)
@@ -224,7 +231,7 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	}
 	now := cfg.Now
 	a := &app{
-		echo:        httpapi.New(httpapi.Options{Logger: logger, Registry: registry, Ready: ready}),
+		echo:        httpapi.New(httpapi.Options{Logger: logger, Registry: registry, Ready: ready, Live: cfg.Live}),
 		db:          db,
 		logger:      logger,
 		cfg:         cfg,

@@ -41,6 +41,9 @@ type Options struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // /metrics serves it; request metrics are added to it
 	Ready    ReadinessCheck
+	// Live answers /healthz: an error means the process cannot recover by
+	// itself and should be restarted (nil: always live).
+	Live ReadinessCheck
 }
 
 // New returns an echo instance with chatpay's middleware, error handler,
@@ -61,6 +64,11 @@ func New(opts Options) *echo.Echo {
 	e.Use(middleware.BodyLimit(strconv.Itoa(BodyLimitBytes/1024) + "K"))
 
 	e.GET("/healthz", func(c echo.Context) error {
+		if opts.Live != nil {
+			if err := opts.Live(c.Request().Context()); err != nil {
+				return problem.New(problem.KindUnavailable, "not_live", "%v", err)
+			}
+		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
 	e.GET("/readyz", func(c echo.Context) error {
