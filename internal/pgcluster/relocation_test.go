@@ -27,7 +27,7 @@ func TestStartRefusesToRelocateSilently(t *testing.T) {
 	if _, err := FindBinaries(""); err != nil {
 		t.Skip(err)
 	}
-	parent := t.TempDir() // 0700
+	parent := filepath.Dir(t.TempDir()) // t.TempDir makes its folders 0700
 	dir := filepath.Join(parent, "data", "postgres")
 	sum := sha256.Sum256([]byte(dir))
 	relocated := filepath.Join(relocationRoot, "pg-"+hex.EncodeToString(sum[:8]))
