@@ -42,7 +42,7 @@ ensure-postgres:
 # pg_auto_failover (monitor + keepers) for the failover drill, built for the
 # PostgreSQL major version installed: Debian's postgresql-<major>-auto-failover.
 ensure-auto-failover: ensure-postgres
-	@if ls /usr/lib/postgresql/*/bin/pg_autoctl >/dev/null 2>&1; then exit 0; fi; \
+	@if command -v pg_autoctl >/dev/null 2>&1; then exit 0; fi; \
 	MAJOR=$$(ls /usr/lib/postgresql | sort -n | tail -1); \
 	echo "pg_auto_failover is missing; installing Debian's postgresql-$$MAJOR-auto-failover package for the HA drill..."; \
 	SUDO=""; if [ "$$(id -u)" != 0 ]; then SUDO="sudo"; fi; \
