@@ -61,7 +61,7 @@ ensure-auto-failover: ensure-postgres
 # in time; removes every process and folder it started. Not part of make test.
 HA_DRILL_RUNS ?= 1
 ha-drill: ensure-auto-failover
-	$(GO) test -count=$(HA_DRILL_RUNS) -timeout 15m -run '^TestHADrill$$' -v ./cmd/chatpay/ -args -ha-drill
+	CHATPAY_HA_DRILL=1 $(GO) test -count=$(HA_DRILL_RUNS) -timeout 15m -run '^TestHADrill$$' -v ./cmd/chatpay/
 
 # Debian's Chromium for the browser tests (skipped when no browser test exists yet).
 ensure-chromium:
