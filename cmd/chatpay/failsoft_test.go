@@ -65,4 +65,3 @@ func TestDatabaseRefusalsFailSoft(t *testing.T) {
 		})
 	}
 }
-

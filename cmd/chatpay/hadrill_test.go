@@ -38,12 +38,12 @@ const (
 )
 
 var haMonitorSettings = map[string]string{
-	"pgautofailover.health_check_period":              "1000",
-	"pgautofailover.health_check_timeout":             "1000",
-	"pgautofailover.health_check_max_retries":         "1",
-	"pgautofailover.health_check_retry_delay":         "500",
+	"pgautofailover.health_check_period":               "1000",
+	"pgautofailover.health_check_timeout":              "1000",
+	"pgautofailover.health_check_max_retries":          "1",
+	"pgautofailover.health_check_retry_delay":          "500",
 	"pgautofailover.node_considered_unhealthy_timeout": "3000",
-	"pgautofailover.primary_demote_timeout":           "3000",
+	"pgautofailover.primary_demote_timeout":            "3000",
 }
 
 // haTopology is the monitor and two nodes, each a `pg_autoctl run` in a
@@ -417,4 +417,3 @@ func (l *crashLoad) lostAndPhantom() (lost, phantom int) {
 	}
 	return lost, phantom
 }
-

@@ -235,4 +235,3 @@ func TestManyNodesOneDatabase(t *testing.T) {
 	e.assertVerifyExitsZero()
 	t.Logf("total %s", time.Since(began).Round(time.Millisecond))
 }
-
