@@ -90,10 +90,7 @@ func (s *webhookSink) received() map[string]int {
 func startNodes(e *crashEnv) *webhookSink {
 	t := e.t
 	e.serveArgs = []string{"--webhooks-allow-http", "--webhooks-allow-private"}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConnsPerHost = crashWorkers * 2
-	e.client = &http.Client{Timeout: 10 * time.Second, Transport: transport}
-	t.Cleanup(transport.CloseIdleConnections)
+	e.client = newCrashClient(t)
 	var bases []string
 	for range nodesServes {
 		e.addr = freeAddr(t)
@@ -111,6 +108,14 @@ func startNodes(e *crashEnv) *webhookSink {
 		mustJSON(map[string]any{"url": sink.url, "event_types": []string{"order.paid"}}))
 	e.idOf("create webhook endpoint", a, http.StatusCreated)
 	return sink
+}
+
+// newCrashClient is the clients' HTTP client, closed when the test ends.
+func newCrashClient(t *testing.T) *http.Client {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = crashWorkers * 2
+	t.Cleanup(transport.CloseIdleConnections)
+	return &http.Client{Timeout: 10 * time.Second, Transport: transport}
 }
 
 // startDispatch runs `chatpay dispatch` on e.dsn until the test ends; it

@@ -133,8 +133,8 @@ func observe(logger *slog.Logger, m *requestMetrics, writes *writeHealth) echo.M
 				route = "unmatched" // keeps label cardinality bounded
 			}
 			status := c.Response().Status
-			if method := c.Request().Method; status < 500 && method != http.MethodGet && method != http.MethodHead {
-				writes.wrote() // a change (or a refusal by the rules) went through
+			if method := c.Request().Method; status >= 200 && status < 300 && method != http.MethodGet && method != http.MethodHead {
+				writes.wrote() // a change went through
 			}
 			statusLabel := strconv.Itoa(status)
 			m.requests.WithLabelValues(route, c.Request().Method, statusLabel).Inc()
