@@ -135,7 +135,7 @@ func TestRestoreDrill(t *testing.T) {
 		t.Errorf("the restored database has %d orders, the lost one had %d", len(after), len(before))
 	}
 	e.assertVerifyExitsZero()
-	t.Logf("RESTORE DRILL: %d of %d orders back (%d paid after the base backup came from the WAL archive); base backup %s, restore to a promoted database %s; total %s",
+	t.Logf("RESTORE DRILL: %d of %d orders back (%d answered paid after the base backup began, replayed from the WAL archive); base backup %s, restore to a promoted database %s; total %s",
 		len(after), len(before), int(l.paid.Load())-countBefore(l), backupTook.Round(time.Millisecond),
 		restoreTook.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }
