@@ -390,6 +390,16 @@ func (s *Service) RotateSecret(ctx context.Context, owner Owner, id string, grac
 	return out, err
 }
 
+// SendWaitingByID is SendWaiting for the operator, who may act on any
+// owner's endpoint. Returns not_found or endpoint_disabled.
+func (s *Service) SendWaitingByID(ctx context.Context, endpointID string) (int, error) {
+	row, err := getEndpointByID(ctx, s.db, endpointID)
+	if err != nil {
+		return 0, err
+	}
+	return s.SendWaiting(ctx, Owner{Kind: row.OwnerKind, ID: row.OwnerID}, endpointID)
+}
+
 // SendWaiting makes every delivery of the owner's endpoint that waits for a
 // retry due now (the operator's or owner's "send waiting now" after fixing a
 // receiver), keeping each conversation's order. Returns how many were

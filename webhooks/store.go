@@ -77,6 +77,21 @@ func getEndpoint(ctx context.Context, db sqlx.QueryerContext, owner Owner, id st
 	return row, nil
 }
 
+const getEndpointByIDSQL = `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE id = $1`
+
+// getEndpointByID returns any owner's endpoint (the operator's view) or not_found.
+func getEndpointByID(ctx context.Context, db sqlx.QueryerContext, id string) (endpointRow, error) {
+	var row endpointRow
+	err := sqlx.GetContext(ctx, db, &row, getEndpointByIDSQL, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return row, problem.NotFound("webhook endpoint")
+	}
+	if err != nil {
+		return row, fmt.Errorf("get webhook endpoint: %w", err)
+	}
+	return row, nil
+}
+
 const getEndpointForUpdateSQL = getEndpointSQL + ` FOR UPDATE`
 
 func getEndpointForUpdate(ctx context.Context, tx *sqlx.Tx, owner Owner, id string) (endpointRow, error) {

@@ -269,3 +269,28 @@ func TestDashboardSendsWaitingWebhooksNow(t *testing.T) {
 		t.Fatalf("%d deliveries due now, want 2", n)
 	}
 }
+
+// The operator's "send waiting now", for any owner's endpoint.
+func TestOperatorSendsWaitingWebhooksNow(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	m, _ := ta.merchant("Tea House", "Asia/Shanghai")
+	owner := webhooks.Owner{Kind: webhooks.OwnerMerchant, ID: m.ID}
+	ep, _, err := ta.app.webhooks.CreateEndpoint(context.Background(), owner, webhooks.EndpointInput{URL: "http://127.0.0.1:1/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ta.app.webhooks.SendTest(context.Background(), owner, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	ta.db.MustExec(`UPDATE webhook_deliveries SET next_attempt_at = now() + interval '1 hour', attempt_count = 2`)
+	stdout, stderr, err := runMerchantCLI(t, ta.dsn, "webhooks", "send-waiting", "--endpoint", ep.ID)
+	if err != nil || !strings.HasPrefix(stdout, "1 waiting deliveries of "+ep.ID+" are due now") {
+		t.Fatalf("send-waiting: %v\n%s%s", err, stdout, stderr)
+	}
+	if n := ta.count(`SELECT count(*) FROM webhook_deliveries WHERE next_attempt_at <= now()`); n != 1 {
+		t.Fatalf("%d deliveries due now, want 1", n)
+	}
+	if _, _, err := runMerchantCLI(t, ta.dsn, "webhooks", "send-waiting", "--endpoint", "whe_nope"); err == nil || !strings.Contains(err.Error(), "not_found") {
+		t.Fatalf("unknown endpoint: %v", err)
+	}
+}
