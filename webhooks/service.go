@@ -390,6 +390,26 @@ func (s *Service) RotateSecret(ctx context.Context, owner Owner, id string, grac
 	return out, err
 }
 
+// Backlog is what waits to be delivered, for monitoring: the pending
+// deliveries of every endpoint and the age of the oldest (zero when none).
+type Backlog struct {
+	Pending   int
+	OldestAge time.Duration
+}
+
+// Backlog measures the delivery backlog now.
+func (s *Service) Backlog(ctx context.Context) (Backlog, error) {
+	pending, oldest, err := backlog(ctx, s.db)
+	if err != nil {
+		return Backlog{}, err
+	}
+	b := Backlog{Pending: pending}
+	if oldest.Valid {
+		b.OldestAge = max(s.now().Sub(oldest.Time), 0)
+	}
+	return b, nil
+}
+
 // SendWaitingByID is SendWaiting for the operator, who may act on any
 // owner's endpoint. Returns not_found or endpoint_disabled.
 func (s *Service) SendWaitingByID(ctx context.Context, endpointID string) (int, error) {

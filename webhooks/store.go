@@ -565,3 +565,15 @@ func disableEndpoint(ctx context.Context, tx *sqlx.Tx, endpointID, reason string
 	}
 	return nil
 }
+
+// backlogSQL measures what waits to be delivered: deliveries still pending
+// and how long the oldest of them has existed. The partial index on pending
+// deliveries keeps it cheap however many were delivered.
+const backlogSQL = `SELECT count(*), min(created_at) FROM webhook_deliveries WHERE status = 'pending'`
+
+func backlog(ctx context.Context, db sqlx.QueryerContext) (pending int, oldest sql.NullTime, err error) {
+	if err := db.QueryRowxContext(ctx, backlogSQL).Scan(&pending, &oldest); err != nil {
+		return 0, oldest, fmt.Errorf("webhook backlog: %w", err)
+	}
+	return pending, oldest, nil
+}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatpay/chatpay/webhooks"
 )
 
 // A database that refuses writes for want of a resource, or because it is
@@ -63,5 +66,30 @@ func TestDatabaseRefusalsFailSoft(t *testing.T) {
 				t.Errorf("writes_failing gauge not back to 0")
 			}
 		})
+	}
+}
+
+// The webhook backlog is exported for alerting: pending deliveries and the
+// age of the oldest.
+func TestWebhookBacklogMetrics(t *testing.T) {
+	ta := startTestApp(t, time.Date(2026, 11, 20, 6, 0, 0, 0, time.UTC))
+	m, _ := ta.merchant("Tea House", "Asia/Shanghai")
+	owner := webhooks.Owner{Kind: webhooks.OwnerMerchant, ID: m.ID}
+	ep, _, err := ta.app.webhooks.CreateEndpoint(context.Background(), owner, webhooks.EndpointInput{URL: "http://127.0.0.1:1/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if metrics := string(ta.get("/metrics").Body); !strings.Contains(metrics, "chatpay_webhook_deliveries_pending 0") {
+		t.Fatalf("no backlog yet:\n%s", metrics)
+	}
+	for range 3 {
+		if _, err := ta.app.webhooks.SendTest(context.Background(), owner, ep.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ta.clock.Add(90 * time.Second) // no dispatcher runs: they wait
+	metrics := string(ta.get("/metrics").Body)
+	if !strings.Contains(metrics, "chatpay_webhook_deliveries_pending 3") || !strings.Contains(metrics, "chatpay_webhook_oldest_pending_seconds 90") {
+		t.Fatalf("backlog of 3, 90 s old, not in the metrics:\n%s", metrics)
 	}
 }

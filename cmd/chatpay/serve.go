@@ -240,6 +240,7 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 		catalog:     catalog.NewService(db, now),
 		webhooks:    webhooks.NewService(db, cfg.Webhooks.policy(), now),
 	}
+	registry.MustRegister(newWebhookBacklog(a.webhooks, logger))
 	var err error
 	if a.qr, err = qr.NewService(db, now, cfg.PublicBaseURL); err != nil {
 		return nil, fmt.Errorf("public base URL: %w", err)

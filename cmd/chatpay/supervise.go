@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatpay/chatpay/internal/httpapi"
 	"github.com/chatpay/chatpay/internal/pgcluster"
+	"github.com/chatpay/chatpay/webhooks"
 )
 
 // superviseConfig is how serve watches over its private PostgreSQL.
@@ -100,4 +101,37 @@ func gaveUp(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// backlogScrapeTimeout bounds the query behind the webhook backlog metrics,
+// so a slow database cannot hold a scrape.
+const backlogScrapeTimeout = 2 * time.Second
+
+// webhookBacklog exports the webhook delivery backlog: a receiver that is
+// down shows as a growing pending count and an oldest age that keeps rising.
+type webhookBacklog struct {
+	svc             *webhooks.Service
+	logger          *slog.Logger
+	pending, oldest *prometheus.Desc
+}
+
+func newWebhookBacklog(svc *webhooks.Service, logger *slog.Logger) *webhookBacklog {
+	return &webhookBacklog{svc: svc, logger: logger,
+		pending: prometheus.NewDesc("chatpay_webhook_deliveries_pending", "Webhook deliveries not yet delivered or failed, over every endpoint.", nil, nil),
+		oldest:  prometheus.NewDesc("chatpay_webhook_oldest_pending_seconds", "Age of the oldest pending webhook delivery (0 when none).", nil, nil),
+	}
+}
+
+func (b *webhookBacklog) Describe(ch chan<- *prometheus.Desc) { ch <- b.pending; ch <- b.oldest }
+
+func (b *webhookBacklog) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), backlogScrapeTimeout)
+	defer cancel()
+	backlog, err := b.svc.Backlog(ctx)
+	if err != nil {
+		b.logger.Warn("webhook backlog metrics", "error", err) // the series are absent from this scrape
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(b.pending, prometheus.GaugeValue, float64(backlog.Pending))
+	ch <- prometheus.MustNewConstMetric(b.oldest, prometheus.GaugeValue, backlog.OldestAge.Seconds())
 }
