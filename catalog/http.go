@@ -238,7 +238,7 @@ func (h *HTTP) createItem(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	return h.idempotency.Handle(c, "merchant:"+m.ID, body, func(tx *sqlx.Tx) (int, any, error) {
+	return h.idempotency.Handle(c, idempotency.MerchantScope(m.ID), body, func(tx *sqlx.Tx) (int, any, error) {
 		it, err := h.service.CreateItemTx(ctx, tx, m.ID, draft)
 		if err != nil {
 			return 0, nil, err

@@ -295,9 +295,9 @@ type boughtJSON struct {
 	OrderID string `json:"order_id"`
 }
 
-// buy pays for the item behind a static QR: one transaction that opens the
-// checkout and confirms it, under the form's idempotency key, so a double tap
-// or a resubmission pays once and shows the same receipt.
+// buy pays for what the scanned code shows (an item, or a till's rung-up
+// lines) through payments.Buy, under the form's idempotency key, so a double
+// tap or a resubmission pays once and shows the same receipt.
 func (h *Shopper) buy(c echo.Context) error {
 	ctx := c.Request().Context()
 	launch, key := c.FormValue("launch"), c.FormValue("idempotency_key")
@@ -307,54 +307,27 @@ func (h *Shopper) buy(c echo.Context) error {
 	}
 	token := c.Param("token")
 	req := idempotency.Request{
-		Scope: "shopper:" + shopper.ID, Key: key, Method: http.MethodPost, Path: c.Request().URL.Path,
+		Scope: idempotency.ShopperScope(shopper.ID), Key: key, Method: http.MethodPost, Path: c.Request().URL.Path,
 		Body: []byte(token),
 	}
 	if key == "" {
 		return h.renderProblem(c, problem.New(problem.KindBadRequest, "missing_idempotency_key", "the form lost its key; reload the page"))
 	}
-	change := func(tx *sqlx.Tx) (int, any, error) {
-		// The code is checked inside the claim: a retry of a purchase that
-		// used the code up (or after the merchant revoked it) must get the
-		// stored receipt, not "this code was already used".
-		code, err := h.qr.Resolve(ctx, tx, token)
-		if err != nil {
-			return 0, nil, err
-		}
-		if code.TargetType == qr.TargetCheckout {
-			receipt, err := h.payments.PayTillCheckout(ctx, tx, code.Token, shopper, ctxLaunch.ChatID)
-			if err != nil {
-				return 0, nil, err
-			}
-			return http.StatusOK, boughtJSON{OrderID: receipt.Order.ID}, nil
-		}
-		co, err := h.payments.CreateCheckout(ctx, tx, payments.CheckoutRequest{
-			Shopper: shopper, ChatID: ctxLaunch.ChatID, QRID: code.ID,
-			Lines: []payments.LineRequest{{ItemID: code.TargetID, Quantity: 1}},
-		})
-		if err != nil {
-			return 0, nil, err
-		}
-		receipt, err := h.payments.Confirm(ctx, tx, co.ID, shopper)
+	resp, err := h.runWaitingForFirstTap(ctx, req, func(tx *sqlx.Tx) (int, any, error) {
+		receipt, err := h.payments.Buy(ctx, tx, payments.Purchase{Shopper: shopper, ChatID: ctxLaunch.ChatID, Code: token})
 		if err != nil {
 			return 0, nil, err
 		}
 		return http.StatusOK, boughtJSON{OrderID: receipt.Order.ID}, nil
-	}
-	resp, err := h.runWaitingForFirstTap(ctx, req, change)
+	})
 	if err != nil {
 		if p, ok := problem.As(err); ok && p.Status() < 500 {
 			return h.showCheckout(c, launch, p, "")
 		}
 		return h.renderProblem(c, err)
 	}
-	if resp.ContentType == problem.ContentType {
-		var doc struct {
-			Code   string `json:"code"`
-			Detail string `json:"detail"`
-		}
-		_ = json.Unmarshal(resp.Body, &doc)
-		return h.showCheckout(c, launch, &problem.Error{Kind: kindOfStatus(resp.Status), Code: doc.Code, Detail: doc.Detail}, "")
+	if resp.Refusal != nil {
+		return h.showCheckout(c, launch, resp.Refusal, "")
 	}
 	var bought boughtJSON
 	if err := json.Unmarshal(resp.Body, &bought); err != nil {
@@ -378,18 +351,6 @@ func (h *Shopper) runWaitingForFirstTap(ctx context.Context, req idempotency.Req
 		}
 		return resp, err
 	}
-}
-
-func kindOfStatus(status int) problem.Kind {
-	switch status {
-	case http.StatusConflict:
-		return problem.KindConflict
-	case http.StatusNotFound:
-		return problem.KindNotFound
-	case http.StatusUnauthorized:
-		return problem.KindUnauthorized
-	}
-	return problem.KindRefused
 }
 
 type couponView struct {

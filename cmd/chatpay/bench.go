@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -174,13 +173,14 @@ func (b *benchApp) PrepareMerchants(ctx context.Context, merchantIDs []string) e
 }
 
 // Purchase is the two API calls' transactions without HTTP: the same
-// idempotency claims around CreateCheckout and Confirm.
+// idempotency claims around the same payments calls (CreateCheckout, then
+// Buy), so the direct baseline measures what the channel API runs.
 func (b *benchApp) Purchase(ctx context.Context, channelID, shopperID, itemID, key string) (string, error) {
 	shopper, err := b.payments.ShopperOfChannel(ctx, channelID, shopperID)
 	if err != nil {
 		return "", err
 	}
-	scope := "channel:" + channelID
+	scope := idempotency.ChannelScope(channelID)
 	body := []byte(`{"shopper_id":"` + shopperID + `","lines":[{"item_id":"` + itemID + `","quantity":1}]}`)
 	var checkoutID string
 	resp, err := b.idempotency.Run(ctx, idempotency.Request{Scope: scope, Key: key + "-create", Method: http.MethodPost,
@@ -198,7 +198,7 @@ func (b *benchApp) Purchase(ctx context.Context, channelID, shopperID, itemID, k
 	}
 	resp, err = b.idempotency.Run(ctx, idempotency.Request{Scope: scope, Key: key + "-confirm", Method: http.MethodPost,
 		Path: "/v1/channel/checkouts/" + checkoutID + "/confirm"}, func(tx *sqlx.Tx) (int, any, error) {
-		receipt, err := b.payments.Confirm(ctx, tx, checkoutID, shopper)
+		receipt, err := b.payments.Buy(ctx, tx, payments.Purchase{Shopper: shopper, CheckoutID: checkoutID})
 		if err != nil {
 			return 0, nil, err
 		}
@@ -208,17 +208,16 @@ func (b *benchApp) Purchase(ctx context.Context, channelID, shopperID, itemID, k
 	return refusal(resp, err)
 }
 
-// refusal turns a stored business refusal into its code.
+// refusal turns a business refusal, fresh or stored, into its code.
 func refusal(resp idempotency.Response, err error) (string, error) {
+	if p, ok := problem.As(err); ok && p.Status() < 500 {
+		return p.Code, nil
+	}
 	if err != nil {
-		var p *problem.Error
-		if errors.As(err, &p) && p.Status() < 500 {
-			return p.Code, nil
-		}
 		return "", err
 	}
-	if resp.Status >= 400 {
-		return "refused_" + strconv.Itoa(resp.Status), nil
+	if resp.Refusal != nil {
+		return resp.Refusal.Code, nil
 	}
 	return "", nil
 }
