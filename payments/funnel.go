@@ -23,16 +23,23 @@ const (
 	FunnelQRIDsMax = qr.FunnelCodesMax
 )
 
+// CheckoutCounts are the checkouts opened from one QR code and how many of
+// them were paid.
+type CheckoutCounts struct {
+	Checkouts int64
+	Paid      int64
+}
+
 // CheckoutCountsByQR counts, for each of the merchant's codes in qrIDs, the
-// checkouts opened from it and how many of those were paid. It is qr's
-// CheckoutCounter hook (qr.Service.SetCheckoutCounter). Codes without
-// checkouts are left out of the map. It returns a validation problem when
-// qrIDs has more than FunnelQRIDsMax ids.
-func (s *Service) CheckoutCountsByQR(ctx context.Context, merchantID string, qrIDs []string) (map[string]qr.CheckoutCounts, error) {
+// checkouts opened from it and how many of those were paid; the dashboard
+// joins them with qr's scan counts. Codes without checkouts are left out of
+// the map. It returns a validation problem when qrIDs has more than
+// FunnelQRIDsMax ids.
+func (s *Service) CheckoutCountsByQR(ctx context.Context, merchantID string, qrIDs []string) (map[string]CheckoutCounts, error) {
 	if len(qrIDs) > FunnelQRIDsMax {
 		return nil, problem.Field("qr_ids", "too_many", "at most %d codes per report", FunnelQRIDsMax)
 	}
-	counts := map[string]qr.CheckoutCounts{}
+	counts := map[string]CheckoutCounts{}
 	if len(qrIDs) == 0 {
 		return counts, nil
 	}
@@ -49,7 +56,7 @@ func (s *Service) CheckoutCountsByQR(ctx context.Context, merchantID string, qrI
 		return nil, fmt.Errorf("count checkouts per qr code: %w", err)
 	}
 	for _, r := range rows {
-		counts[r.QRID] = qr.CheckoutCounts{Checkouts: r.Checkouts, Paid: r.Paid}
+		counts[r.QRID] = CheckoutCounts{Checkouts: r.Checkouts, Paid: r.Paid}
 	}
 	return counts, nil
 }

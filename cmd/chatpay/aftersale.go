@@ -85,7 +85,7 @@ func (a *app) startAfterSaleWorkers(ctx context.Context, wg *sync.WaitGroup) {
 // for the run-once commands. Neither expiry nor reconciliation takes a
 // platform fee, so none is configured.
 func paymentsAt(db *sqlx.DB, now func() time.Time, provider payments.Provider) (*payments.Service, error) {
-	q, err := qr.NewService(db, now, "http://127.0.0.1")
+	q, err := qr.NewService(db, now, "http://127.0.0.1", nil)
 	if err != nil {
 		return nil, err
 	}

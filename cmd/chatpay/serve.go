@@ -234,14 +234,14 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 		webhooks:    webhooks.NewService(db, cfg.Webhooks.policy(), now),
 	}
 	var err error
-	if a.qr, err = qr.NewService(db, now, cfg.PublicBaseURL); err != nil {
+	checkItem := func(ctx context.Context, merchantID, itemID string) error {
+		_, err := a.catalog.Item(ctx, merchantID, itemID)
+		return err
+	}
+	if a.qr, err = qr.NewService(db, now, cfg.PublicBaseURL, checkItem); err != nil {
 		return nil, fmt.Errorf("public base URL: %w", err)
 	}
 	a.payments = payments.NewService(db, now, a.ledger, a.catalog, a.qr, payments.Config{PlatformFee: cfg.PlatformFee, Provider: cfg.Provider, Outbox: a.webhooks})
-	a.qr.SetItemChecker(func(ctx context.Context, merchantID, itemID string) error {
-		_, err := a.catalog.Item(ctx, merchantID, itemID)
-		return err
-	})
 
 	// Domain wiring, in dependency order. Merchant routes take the merchant
 	// API key (sk_…), channel routes the channel key (ck_…); webhook
@@ -266,9 +266,7 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	}
 
 	// Merchant dashboard (/dashboard): session sign-in, catalog, QR codes,
-	// orders and the till, money and charts, keys and webhooks. The QR
-	// funnel's checkout numbers come from payments through qr's hook.
-	a.qr.SetCheckoutCounter(a.payments.CheckoutCountsByQR)
+	// orders and the till, money and charts, keys and webhooks.
 	web.NewDashboard(web.DashboardDeps{
 		DB: db, Now: now, Logger: logger, Catalog: a.catalog, Payments: a.payments, QR: a.qr,
 		Ledger: a.ledger, Webhooks: a.webhooks, Idempotency: a.idempotency,
