@@ -31,9 +31,9 @@ func NewHTTP(service *Service, c *catalog.Service, idem *idempotency.Store) *HTT
 
 // Register mounts the routes: /v1/channel/… behind the channel key,
 // /v1/orders… behind the merchant key.
-func (h *HTTP) Register(e *echo.Echo) {
+func (h *HTTP) Register(g *echo.Group) {
 	channel := RequireChannelKey(h.service)
-	v1 := e.Group("/v1")
+	v1 := g.Group("/v1")
 	v1.POST("/channel/shoppers", h.ensureShopper, channel)
 	v1.GET("/channel/shoppers/:id/wallet", h.wallet, channel)
 	v1.GET("/channel/shoppers/:id/coupons", h.shopperCoupons, channel)

@@ -70,11 +70,11 @@ func (h *Shopper) WithClock(now func() time.Time) *Shopper {
 }
 
 // Register mounts /q/:token (checkout) and /receipts/:id.
-func (h *Shopper) Register(e *echo.Echo) {
-	e.GET("/q/:token", h.checkoutPage)
-	e.POST("/q/:token/buy", h.buy)
-	e.POST("/q/:token/topup", h.topUp)
-	e.GET("/receipts/:id", h.receiptPage)
+func (h *Shopper) Register(g *echo.Group) {
+	g.GET("/q/:token", h.checkoutPage)
+	g.POST("/q/:token/buy", h.buy)
+	g.POST("/q/:token/topup", h.topUp)
+	g.GET("/receipts/:id", h.receiptPage)
 }
 
 var funcs = template.FuncMap{

@@ -138,20 +138,13 @@ func (b *benchApp) CreateChannel(ctx context.Context, name string) (bench.Accoun
 }
 
 func (b *benchApp) Fund(ctx context.Context, shopperIDs []string, minor int64) error {
+	fundings := make([]payments.Funding, len(shopperIDs))
+	for i, id := range shopperIDs {
+		fundings[i] = payments.Funding{ShopperID: id, Amount: money.New(minor, b.cny), Source: "sandbox",
+			Key: "bench:" + id, Description: "bench top-up"}
+	}
 	return database.WithTx(ctx, b.db, nil, func(tx *sqlx.Tx) error {
-		for _, id := range shopperIDs {
-			_, err := b.ledger.Post(ctx, tx, ledger.Transaction{
-				Key: "bench-fund:" + id, Description: "bench top-up",
-				Postings: []ledger.Posting{
-					ledger.Debit(ledger.ProviderClearing("sandbox"), b.cny, minor),
-					ledger.Credit(ledger.ShopperWallet(id), b.cny, minor),
-				},
-			})
-			if err != nil {
-				return fmt.Errorf("fund %s: %w", id, err)
-			}
-		}
-		return nil
+		return b.payments.FundWallets(ctx, tx, fundings...)
 	})
 }
 
@@ -163,12 +156,7 @@ func (b *benchApp) AllowTypedCodes(ctx context.Context, merchantID string) error
 
 func (b *benchApp) PrepareMerchants(ctx context.Context, merchantIDs []string) error {
 	return database.WithTx(ctx, b.db, nil, func(tx *sqlx.Tx) error {
-		for _, id := range merchantIDs {
-			if _, err := b.ledger.EnsureAccount(ctx, tx, ledger.MerchantDeferred(id), b.cny); err != nil {
-				return err
-			}
-		}
-		return nil
+		return b.payments.PrepareMerchantAccounts(ctx, tx, b.cny, merchantIDs...)
 	})
 }
 
