@@ -61,6 +61,16 @@ func (s *Service) CheckoutCountsByQR(ctx context.Context, merchantID string, qrI
 	return counts, nil
 }
 
+// UnitsSold counts the units of an item that orders hold.
+func (s *Service) UnitsSold(ctx context.Context, itemID string) (int64, error) {
+	var sold int64
+	const q = `SELECT COALESCE(sum(quantity), 0) FROM order_lines WHERE item_id = $1`
+	if err := s.db.GetContext(ctx, &sold, q, itemID); err != nil {
+		return 0, fmt.Errorf("count units sold: %w", err)
+	}
+	return sold, nil
+}
+
 // DaySales is one local day of a merchant's sales in one currency.
 type DaySales struct {
 	Day     time.Time // midnight of the day in the merchant's zone

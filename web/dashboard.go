@@ -149,11 +149,6 @@ func merchantOf(c echo.Context) catalog.Merchant {
 	return m
 }
 
-func sessionOf(c echo.Context) Session {
-	s, _ := c.Get(sessionContextKey).(Session)
-	return s
-}
-
 func csrfOf(c echo.Context) string {
 	s, _ := c.Get(csrfContextKey).(string)
 	return s

@@ -160,6 +160,21 @@ func (b *benchApp) PrepareMerchants(ctx context.Context, merchantIDs []string) e
 	})
 }
 
+func (b *benchApp) ItemSales(ctx context.Context, merchantID, itemID string) (sold, left int, err error) {
+	units, err := b.payments.UnitsSold(ctx, itemID)
+	if err != nil {
+		return 0, 0, err
+	}
+	item, err := b.catalog.Item(ctx, merchantID, itemID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read stock: %w", err)
+	}
+	if item.Stock != nil {
+		left = int(*item.Stock)
+	}
+	return int(units), left, nil
+}
+
 // Purchase is the two API calls' transactions without HTTP: the same
 // idempotency claims around the same payments calls (CreateCheckout, then
 // Buy), so the direct baseline measures what the channel API runs.
