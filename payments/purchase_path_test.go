@@ -98,3 +98,49 @@ func calledNames(fn *ast.FuncDecl) map[string]int {
 	})
 	return called
 }
+
+// TestFileRoles keeps payments' files to their roles (docs/architecture.md):
+// echo only in *http.go and auth.go, and no SQL in the HTTP files, whose
+// handlers call the service.
+func TestFileRoles(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, path := range files {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		httpFile := strings.HasSuffix(path, "http.go")
+		for _, imp := range f.Imports {
+			if strings.Contains(imp.Path.Value, "labstack/echo") && !httpFile && path != "auth.go" {
+				t.Errorf("%s imports echo; only *http.go and auth.go may", path)
+			}
+		}
+		if !httpFile {
+			continue
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			lit, ok := n.(*ast.BasicLit)
+			if ok && lit.Kind == token.STRING && sqlStatement(lit.Value) {
+				t.Errorf("%s: SQL in an HTTP file (%s); move it into the flow's service", fset.Position(lit.Pos()), lit.Value)
+			}
+			return true
+		})
+	}
+}
+
+func sqlStatement(literal string) bool {
+	text := strings.ToUpper(strings.TrimLeft(strings.Trim(literal, "`\""), " \t\n"))
+	for _, verb := range []string{"SELECT ", "INSERT ", "UPDATE ", "DELETE "} {
+		if strings.HasPrefix(text, verb) {
+			return true
+		}
+	}
+	return false
+}

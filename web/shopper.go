@@ -44,29 +44,21 @@ const (
 type Shopper struct {
 	payments    *payments.Service
 	catalog     *catalog.Service
-	qr          *qr.Service
 	idempotency *idempotency.Store
-	db          *sqlx.DB
 	logger      *slog.Logger
 	templates   *template.Template
 	now         func() time.Time
 }
 
-// NewShopper returns the shopper pages.
-func NewShopper(p *payments.Service, c *catalog.Service, q *qr.Service, idem *idempotency.Store, db *sqlx.DB, logger *slog.Logger) *Shopper {
+// NewShopper returns the shopper pages; now is the clock the receipt's
+// rotating coupon QR is made with.
+func NewShopper(p *payments.Service, c *catalog.Service, idem *idempotency.Store, logger *slog.Logger, now func() time.Time) *Shopper {
 	return &Shopper{
-		payments: p, catalog: c, qr: q, idempotency: idem, db: db, logger: logger,
+		payments: p, catalog: c, idempotency: idem, logger: logger,
 		templates: template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/checkout.html", "templates/receipt.html",
 			"templates/message.html", "templates/layout.html")),
-		now: time.Now,
+		now: now,
 	}
-}
-
-// WithClock sets the clock the receipt's rotating coupon QR is made with;
-// the wiring passes the app's injected clock.
-func (h *Shopper) WithClock(now func() time.Time) *Shopper {
-	h.now = now
-	return h
 }
 
 // Register mounts /q/:token (checkout) and /receipts/:id.
@@ -198,7 +190,7 @@ func (h *Shopper) checkoutPage(c echo.Context) error {
 // refusal (if any) from a previous "Buy now".
 func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.Error, notice string) error {
 	ctx := c.Request().Context()
-	code, err := h.qr.Resolve(ctx, h.db, c.Param("token"))
+	code, err := h.payments.ScannedCode(ctx, c.Param("token"))
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
@@ -207,7 +199,7 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.E
 		return h.renderProblem(c, err)
 	}
 	if refusal == nil {
-		if err := h.qr.RecordScan(ctx, h.db, code.ID, qr.Scan{ShopperRef: shopper.ID, UserAgent: c.Request().UserAgent()}); err != nil {
+		if err := h.payments.RecordScan(ctx, code.ID, qr.Scan{ShopperRef: shopper.ID, UserAgent: c.Request().UserAgent()}); err != nil {
 			h.logger.WarnContext(ctx, "record scan", "error", err)
 		}
 	}
@@ -246,7 +238,7 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.E
 
 // itemView fills the page for a static code: one item, its rules.
 func (h *Shopper) itemView(ctx context.Context, code qr.Code, view *checkoutView) error {
-	item, merchant, err := h.catalog.ItemForSale(ctx, h.db, code.TargetID)
+	item, merchant, err := h.payments.OfferedItem(ctx, code.TargetID)
 	if err != nil {
 		return err
 	}
@@ -275,7 +267,7 @@ func (h *Shopper) tillView(ctx context.Context, code qr.Code, view *checkoutView
 	}
 	view.Till, view.Merchant, view.Price, view.Title = true, merchant, money.New(co.TotalMinor, currency), merchant.Name
 	for _, l := range co.Lines {
-		item, _, err := h.catalog.ItemForSale(ctx, h.db, l.ItemID)
+		item, _, err := h.payments.OfferedItem(ctx, l.ItemID)
 		if err != nil {
 			return err
 		}
