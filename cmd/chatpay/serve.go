@@ -224,7 +224,7 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	}
 	now := cfg.Now
 	a := &app{
-		echo:        httpapi.New(httpapi.Options{Logger: logger, Registry: registry, Ready: ready}),
+		echo:        httpapi.New(httpapi.Options{Logger: logger, Registry: registry, Ready: ready, Locations: createdLocations}),
 		db:          db,
 		logger:      logger,
 		cfg:         cfg,
