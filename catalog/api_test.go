@@ -45,7 +45,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	svc := NewService(db, clock.Now)
 	svc.passwordCost = bcrypt.MinCost // the production cost takes seconds under the race detector
 	e := httpapi.New(httpapi.Options{Logger: testdb.Logger(t)})
-	NewHTTP(svc, idempotency.NewStore(db, clock.Now)).Register(e)
+	NewHTTP(svc, idempotency.NewStore(db, clock.Now)).Register(e.Group(""))
 	server := httptest.NewServer(e)
 	t.Cleanup(server.Close)
 
@@ -423,7 +423,7 @@ func TestCreateItemInvalid(t *testing.T) {
 			rules(b)["min_spend"] = map[string]any{"amount": "20.00", "currency": "USD"}
 		}), "rules.min_spend.currency", "currency_mismatch"},
 		"UnknownField":        {with(func(b map[string]any) { b["colour"] = "green" }), "colour", "unknown_field"},
-		"UnknownRulesField":   {with(func(b map[string]any) { rules(b)["valid_forever"] = true }), "valid_forever", "unknown_field"},
+		"UnknownRulesField":   {with(func(b map[string]any) { rules(b)["valid_forever"] = true }), "rules.valid_forever", "unknown_field"},
 		"VoucherWithoutRules": {with(func(b map[string]any) { delete(b, "rules") }), "rules", "required"},
 		"ProductWithRules":    {with(func(b map[string]any) { b["kind"] = "product" }), "rules", "not_allowed"},
 		"BadGTIN":             {with(func(b map[string]any) { b["gtin"] = "4006381333932" }), "gtin", "invalid_gtin"},

@@ -1,11 +1,8 @@
 package catalog
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -13,6 +10,7 @@ import (
 
 	"github.com/chatpay/chatpay/internal/httpapi"
 	"github.com/chatpay/chatpay/internal/idempotency"
+	"github.com/chatpay/chatpay/internal/jsonin"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
 )
@@ -28,12 +26,12 @@ func NewHTTP(service *Service, idempotency *idempotency.Store) *HTTP {
 	return &HTTP{service: service, idempotency: idempotency}
 }
 
-// Register mounts the routes on e, each behind RequireMerchantKey. The
+// Register mounts the routes on the root group g, each behind RequireMerchantKey. The
 // middleware is attached per route rather than to a /v1 group, so that other
 // packages' /v1 routes keep their own authentication and unknown paths stay 404.
-func (h *HTTP) Register(e *echo.Echo) {
+func (h *HTTP) Register(g *echo.Group) {
 	auth := RequireMerchantKey(h.service)
-	v1 := e.Group("/v1")
+	v1 := g.Group("/v1")
 	v1.GET("/merchant", h.getMerchant, auth)
 	v1.PATCH("/merchant", h.patchMerchant, auth)
 	v1.GET("/items", h.listItems, auth)
@@ -238,7 +236,7 @@ func (h *HTTP) createItem(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	return h.idempotency.Handle(c, "merchant:"+m.ID, body, func(tx *sqlx.Tx) (int, any, error) {
+	return h.idempotency.Handle(c, idempotency.MerchantScope(m.ID), body, func(tx *sqlx.Tx) (int, any, error) {
 		it, err := h.service.CreateItemTx(ctx, tx, m.ID, draft)
 		if err != nil {
 			return 0, nil, err
@@ -278,13 +276,11 @@ func (h *HTTP) listItems(c echo.Context) error {
 		}
 	}
 	opts := ListOptions{Cursor: query.Get("cursor"), GTIN: query.Get("gtin")}
-	if text := query.Get("limit"); text != "" {
-		limit, err := strconv.Atoi(text)
-		if err != nil || limit < 1 || limit > PageSizeMax {
-			return problem.Field("limit", "out_of_range", "limit must be an integer from 1 to %d", PageSizeMax)
-		}
-		opts.Limit = limit
+	limit, err := httpapi.QueryLimit(c, PageSizeMax)
+	if err != nil {
+		return err
 	}
+	opts.Limit = limit
 	page, err := h.service.Items(c.Request().Context(), m.ID, opts)
 	if err != nil {
 		return err
@@ -407,9 +403,7 @@ func (o *optional[T]) UnmarshalJSON(data []byte) error {
 		o.Null = true
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	return dec.Decode(&o.Value)
+	return jsonin.DecodeNested(data, &o.Value)
 }
 
 // required returns the value of a member that may be absent but not null.

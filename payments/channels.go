@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/labstack/echo/v4"
 
 	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/ids"
@@ -145,16 +145,31 @@ type Shopper struct {
 	CreatedAt      time.Time `db:"created_at" json:"created_at"`
 }
 
+// ShopperTextMax bounds a shopper's user id and name, in characters.
+const ShopperTextMax = 256
+
+// truncateRunes shortens a name a messenger sent (it is informational: a long
+// one must not stop a purchase) without cutting a character in half.
+func truncateRunes(s string, max int) string {
+	for i := range s {
+		if max == 0 {
+			return s[:i]
+		}
+		max--
+	}
+	return s
+}
+
 const shopperColumns = `id, channel_id, external_user_id, display_name, created_at`
 
 // EnsureShopper returns the shopper for (channel, external user id), creating
 // it on first sight. Concurrent first sights agree on one row.
 func (s *Service) EnsureShopper(ctx context.Context, q sqlx.ExtContext, channelID, externalUserID, displayName string) (Shopper, error) {
-	if externalUserID == "" || len(externalUserID) > 256 {
-		return Shopper{}, problem.Field("user_id", "invalid_user_id", "a user id of 1 to 256 characters is required")
+	if externalUserID == "" || utf8.RuneCountInString(externalUserID) > ShopperTextMax {
+		return Shopper{}, problem.Field("user_id", "invalid_user_id", "a user id of 1 to %d characters is required", ShopperTextMax)
 	}
-	if len(displayName) > 256 {
-		displayName = displayName[:256]
+	if utf8.RuneCountInString(displayName) > ShopperTextMax {
+		return Shopper{}, problem.Field("name", "too_long", "a name has at most %d characters", ShopperTextMax)
 	}
 	const insert = `
 		INSERT INTO shoppers (id, channel_id, external_user_id, display_name, created_at)
@@ -207,37 +222,10 @@ func (s *Service) ShopperFromLaunch(ctx context.Context, channelID, raw string) 
 	}
 	var sh Shopper
 	err = database.WithTx(ctx, s.db, nil, func(tx *sqlx.Tx) error {
-		sh, err = s.EnsureShopper(ctx, tx, ch.ID, launch.UserID, launch.Name)
+		sh, err = s.EnsureShopper(ctx, tx, ch.ID, launch.UserID, truncateRunes(launch.Name, ShopperTextMax))
 		return err
 	})
 	return sh, launch, err
-}
-
-// channelContextKey holds the authenticated channel in an echo context.
-const channelContextKey = "payments.channel"
-
-// RequireChannelKey authenticates `Authorization: Bearer ck_…`.
-func RequireChannelKey(s *Service) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			key, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-			if !ok || !strings.HasPrefix(key, "ck_") {
-				return problem.New(problem.KindUnauthorized, "missing_api_key", "send the channel API key as Authorization: Bearer ck_…")
-			}
-			ch, err := s.ChannelByAPIKey(c.Request().Context(), key)
-			if err != nil {
-				return err
-			}
-			c.Set(channelContextKey, ch)
-			return next(c)
-		}
-	}
-}
-
-// ChannelFromContext returns the channel RequireChannelKey authenticated.
-func ChannelFromContext(c echo.Context) (Channel, bool) {
-	ch, ok := c.Get(channelContextKey).(Channel)
-	return ch, ok
 }
 
 func hashSecret(secret string) []byte {

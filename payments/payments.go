@@ -27,8 +27,11 @@ import (
 
 // Limits of a checkout.
 const (
-	CheckoutTTLDefault  = 15 * time.Minute
-	CheckoutTTLMax      = 24 * time.Hour
+	CheckoutTTLDefault = 15 * time.Minute
+	CheckoutTTLMax     = 24 * time.Hour
+	// CheckoutTTLMin is the shortest hold a caller may ask for: less cannot
+	// survive one slow round trip from the chat.
+	CheckoutTTLMin      = 30 * time.Second
 	LinesMax            = 20
 	LineQuantityMax     = 100
 	ListPageSizeMax     = 100
@@ -87,9 +90,6 @@ func NewService(db *sqlx.DB, now func() time.Time, l *ledger.Ledger, c *catalog.
 		provider: cfg.Provider, outbox: cfg.Outbox, stmts: database.NewStmts(db),
 	}
 }
-
-// DB is the pool, for callers composing transactions with idempotency keys.
-func (s *Service) DB() *sqlx.DB { return s.db }
 
 func soldOut(title string) error {
 	return problem.New(problem.KindConflict, CodeSoldOut, "%s is sold out", title)

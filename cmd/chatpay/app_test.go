@@ -91,7 +91,7 @@ func startTestAppWith(t *testing.T, start time.Time, configure func(*appConfig))
 	t.Cleanup(server.Close)
 	baseURL := "http://" + server.Listener.Addr().String()
 	cfg := appConfig{
-		Now: clock.Now, PublicBaseURL: baseURL, PlatformFee: money.BasisPoints(200), AllowPrivateWebhooks: true,
+		Now: clock.Now, PublicBaseURL: baseURL, PlatformFee: money.BasisPoints(200), LoopbackWebhooks: true,
 		Provider: provider, OperatorToken: testOperatorToken,
 	}
 	if configure != nil {
@@ -104,15 +104,6 @@ func startTestAppWith(t *testing.T, start time.Time, configure func(*appConfig))
 	server.Config.Handler = a.echo
 	server.Start()
 	return &testApp{t: t, URL: baseURL, dsn: dsn, db: db, app: a, clock: clock, sandbox: sb, providerURL: providerURL}
-}
-
-// runWorkers starts serve's background workers (the webhook dispatcher…)
-// until the test ends.
-func (ta *testApp) runWorkers() {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	ta.app.startWorkers(ctx, &wg)
-	ta.t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
 type apiResponse struct {

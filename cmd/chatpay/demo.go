@@ -8,19 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/labstack/echo/v4"
 
 	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/money"
-	"github.com/chatpay/chatpay/ledger"
 	"github.com/chatpay/chatpay/payments"
 	"github.com/chatpay/chatpay/qr"
 	"github.com/chatpay/chatpay/webhooks"
@@ -56,7 +52,7 @@ type demoState struct {
 // startDemo seeds (or reuses) the demo, starts the chat-sim receiver on a
 // loopback port, mounts /demo/shop, and prints how to try it. The returned
 // function stops the chat-sim.
-func (a *app) startDemo(ctx context.Context, dataDir string, out io.Writer) (stop func(), err error) {
+func (a *app) startDemo(ctx context.Context, dataDir string, listener net.Listener, out io.Writer) (stop func(), err error) {
 	statePath := filepath.Join(dataDir, demoStateFile)
 	state, err := a.loadDemo(ctx, statePath)
 	if err != nil {
@@ -69,10 +65,6 @@ func (a *app) startDemo(ctx context.Context, dataDir string, out io.Writer) (sto
 	}
 
 	// The chat-sim gets a fresh loopback port each start; its endpoint follows.
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("chat-sim listen: %w", err)
-	}
 	owner := webhooks.Owner{Kind: webhooks.OwnerChannel, ID: state.ChannelID}
 	if state.WebhookID != "" {
 		_ = a.webhooks.DeleteEndpoint(ctx, owner, state.WebhookID) // gone already is fine
@@ -93,15 +85,7 @@ func (a *app) startDemo(ctx context.Context, dataDir string, out io.Writer) (sto
 	simServer := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = simServer.Serve(listener) }()
 
-	// /demo/shop signs a fresh launch context for the demo shopper each time,
-	// as a messenger would when the shopper taps the QR link in the chat.
-	a.echo.GET("/demo/shop", func(c echo.Context) error {
-		launch := payments.SignLaunch(state.LaunchSecret, map[string]string{
-			"channel_id": state.ChannelID, "user_id": demoShopperUserID, "chat_id": "demo-chat",
-			"name": "Demo Shopper", "auth_date": strconv.FormatInt(a.cfg.Now().Unix(), 10),
-		})
-		return c.Redirect(http.StatusSeeOther, "/q/"+state.QRToken+"?launch="+url.QueryEscape(launch))
-	})
+	a.mountDemo(state)
 
 	itemURL := a.qr.URL(state.QRToken)
 	terminal, err := qr.Terminal(itemURL, false)
@@ -196,15 +180,9 @@ func (a *app) seedDemo(ctx context.Context) (*demoState, error) {
 			return err
 		}
 		state.ShopperID = shopper.ID
-		cny := money.MustCurrency("CNY")
-		_, err = a.ledger.Post(ctx, tx, ledger.Transaction{
-			Key: "demo:" + shopper.ID + ":wallet", Description: "demo wallet funding",
-			Postings: []ledger.Posting{
-				ledger.Debit(ledger.ProviderClearing("demo"), cny, demoWalletMinor),
-				ledger.Credit(ledger.ShopperWallet(shopper.ID), cny, demoWalletMinor),
-			},
-		})
-		return err
+		return a.payments.FundWallets(ctx, tx, payments.Funding{ShopperID: shopper.ID,
+			Amount: money.New(demoWalletMinor, money.MustCurrency("CNY")), Source: "demo",
+			Key: "demo:" + shopper.ID, Description: "demo wallet funding"})
 	})
 	if err != nil {
 		return nil, err

@@ -89,7 +89,7 @@ func (s *webhookSink) received() map[string]int {
 // at a sink.
 func startNodes(e *crashEnv) *webhookSink {
 	t := e.t
-	e.serveArgs = []string{"--webhooks-allow-http", "--webhooks-allow-private"}
+	e.serveArgs = []string{"--webhooks-allow-http", "--webhooks-allow-loopback"}
 	e.client = newCrashClient(t)
 	var bases []string
 	for range nodesServes {
@@ -121,7 +121,7 @@ func newCrashClient(t *testing.T) *http.Client {
 // startDispatch runs `chatpay dispatch` on e.dsn until the test ends; it
 // joins e.serves so that the log and liveness checks cover it.
 func (e *crashEnv) startDispatch() {
-	cmd := exec.Command(os.Args[0], "dispatch", "--webhooks-allow-http", "--webhooks-allow-private", "--log-format", "json")
+	cmd := exec.Command(os.Args[0], "dispatch", "--webhooks-allow-http", "--webhooks-allow-loopback", "--log-format", "json")
 	cmd.Env = append(os.Environ(), "CHATPAY_TEST_AS_BINARY=1", "DATABASE_URL="+e.dsn, "CHATPAY_DEV_ALLOW_UNSAFE_DURABILITY=")
 	p := &crashServer{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out

@@ -35,14 +35,6 @@ func superviseFlags(fs *flag.FlagSet, env *environment) *superviseConfig {
 	return sc
 }
 
-func envInt(env *environment, name string, fallback int) int {
-	var v int
-	if _, err := fmt.Sscan(env.getenv(name), &v); err == nil {
-		return v
-	}
-	return fallback
-}
-
 // errGaveUp marks serve's context when the supervisor stopped restarting
 // the private cluster: serve shuts down and exits non-zero, so that a
 // process manager sees the failure.

@@ -44,6 +44,8 @@ type Options struct {
 	// Live answers /healthz: an error means the process cannot recover by
 	// itself and should be restarted (nil: always live).
 	Live ReadinessCheck
+	// Locations gives 201 (and 202) answers their Location header.
+	Locations Locations
 }
 
 // New returns an echo instance with chatpay's middleware, error handler,
@@ -63,6 +65,8 @@ func New(opts Options) *echo.Echo {
 		DisablePrintStack: true, // observe logs the error with the request id
 	}))
 	e.Use(middleware.BodyLimit(strconv.Itoa(BodyLimitBytes/1024) + "K"))
+	e.Use(TextHygiene())
+	e.Use(locate(opts.Locations))
 
 	e.GET("/healthz", func(c echo.Context) error {
 		if opts.Live != nil {
