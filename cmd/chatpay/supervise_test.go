@@ -93,16 +93,17 @@ func TestServeRestartsItsPostgres(t *testing.T) {
 func TestServeWaitsForTheOrphanAfterKill9(t *testing.T) {
 	dir := dataDir(t)
 	addr := freeAddr(t)
-	cmd, out := startBinary(t, []string{"DATABASE_URL="}, "serve", "--data-dir", dir, "--listen", addr)
+	cmd, first := startBinary(t, []string{"DATABASE_URL="}, "serve", "--data-dir", dir, "--listen", addr)
 	waitStatus(t, "http://"+addr+"/readyz", http.StatusOK, 60*time.Second)
 	orphan := postmasterPID(t, dir)
+	t.Logf("first serve (pid %d) ready on postmaster %d; killing it:\n%s", cmd.Process.Pid, orphan, lastN(first.String(), 500))
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_, _ = waitExit(t, cmd, 10*time.Second)
 
 	addr = freeAddr(t)
-	cmd, out = startBinary(t, []string{"DATABASE_URL="}, "serve", "--data-dir", dir, "--listen", addr)
+	cmd, out := startBinary(t, []string{"DATABASE_URL="}, "serve", "--data-dir", dir, "--listen", addr)
 	waitStatus(t, "http://"+addr+"/readyz", http.StatusOK, 60*time.Second)
 	own := postmasterPID(t, dir)
 	if own == orphan || processAlive(orphan) {
