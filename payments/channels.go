@@ -42,7 +42,7 @@ func (c Channel) LaunchKeys() LaunchKeys {
 }
 
 // ChannelKinds are the messengers chatpay knows by name; "other" is any other.
-var ChannelKinds = []string{"telegram", "tamtam", "wechat", "whatsapp", "other"}
+var ChannelKinds = []string{"telegram", "tamtam", "wechat", "whatsapp", "vk", "other"}
 
 // NewChannel is what the operator registers.
 type NewChannel struct {
@@ -201,7 +201,7 @@ func (s *Service) ShopperFromLaunch(ctx context.Context, channelID, raw string) 
 		}
 		return Shopper{}, Launch{}, err
 	}
-	launch, err := VerifyLaunch(raw, ch.LaunchKeys(), s.now(), s.launchMaxAge)
+	launch, err := s.verifyChannelLaunch(ctx, ch, raw)
 	if err != nil {
 		return Shopper{}, Launch{}, err
 	}

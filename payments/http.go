@@ -50,6 +50,7 @@ func (h *HTTP) Register(e *echo.Echo) {
 	v1.GET("/orders", h.listOrders, merchant)
 	v1.GET("/orders/:id", h.getOrder, merchant)
 	h.registerAfterSale(v1, channel, merchant)
+	h.registerLaunch(v1)
 }
 
 func channelOf(c echo.Context) Channel {

@@ -153,6 +153,9 @@ type Scan struct {
 	// UserAgent is the scanner's User-Agent header; only its first
 	// UserAgentLengthMax characters are kept.
 	UserAgent string
+	// Messenger is the messenger the page was opened in ("telegram",
+	// "wechat", …); empty counts as "web". See messengers.go.
+	Messenger string
 }
 
 // FunnelRow is one code's line in the merchant's funnel report.

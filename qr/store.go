@@ -188,9 +188,9 @@ func consumeCode(ctx context.Context, db sqlx.ExtContext, token string, now time
 // insertScan appends one scan; a qrID that matches no code is reported as
 // found = false through the foreign key.
 func insertScan(ctx context.Context, db sqlx.ExtContext, qrID string, scan Scan, now time.Time) (found bool, err error) {
-	const q = `INSERT INTO qr_scans (qr_id, scanned_at, shopper_ref, user_agent) VALUES ($1, $2, $3, $4)`
+	const q = `INSERT INTO qr_scans (qr_id, scanned_at, shopper_ref, user_agent, messenger) VALUES ($1, $2, $3, $4, $5)`
 	shopperRef := sql.NullString{String: scan.ShopperRef, Valid: scan.ShopperRef != ""}
-	if _, err := db.ExecContext(ctx, q, qrID, now, shopperRef, scan.UserAgent); err != nil {
+	if _, err := db.ExecContext(ctx, q, qrID, now, shopperRef, scan.UserAgent, scanMessenger(scan.Messenger)); err != nil {
 		if database.SQLState(err) == database.CodeForeignKeyViolation {
 			return false, nil
 		}

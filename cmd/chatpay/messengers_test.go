@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatpay/chatpay/payments"
+)
+
+// Telegram's published samples (the tma.js documentation, packages
+// init-data-node "validate" and "validate3rd"): real initData that Telegram
+// signed for bot 7342037359, whose token the documentation publishes.
+const (
+	tgSampleToken = "7342037359:AAHI25ES9xCOMPokpYoz-p8XVrZUdygo2J4"
+	tgSampleBotID = 7342037359
+	tgSampleUser  = "user=%7B%22id%22%3A279058397%2C%22first_name%22%3A%22Vladislav%20%2B%20-%20%3F%20%5C%2F%22%2C%22last_name%22%3A%22Kibenko%22%2C%22username%22%3A%22vdkfrost%22%2C%22language_code%22%3A%22ru%22%2C%22is_premium%22%3Atrue%2C%22allows_write_to_pm%22%3Atrue%2C%22photo_url%22%3A%22https%3A%5C%2F%5C%2Ft.me%5C%2Fi%5C%2Fuserpic%5C%2F320%5C%2F4FPEE4tmP3ATHa57u6MqTDih13LTOiMoKoLDRG4PnSA.svg%22%7D"
+	// tgSampleFirstParty verifies with the bot token (its signature is inside the hash).
+	tgSampleFirstParty     = tgSampleUser + "&chat_instance=8134722200314281151&chat_type=private&auth_date=1733509682&signature=TYJxVcisqbWjtodPepiJ6ghziUL94-KNpG8Pau-X7oNNLNBM72APCpi_RKiUlBvcqo5L-LAxIc3dnTzcZX_PDg&hash=a433d8f9847bd6addcc563bff7cc82c89e97ea0d90c11fe5729cae6796a36d73"
+	tgSampleFirstPartyDate = 1733509682
+	// tgSampleThirdParty verifies with Telegram's production key and the bot id.
+	tgSampleThirdParty     = tgSampleUser + "&chat_instance=8134722200314281151&chat_type=private&auth_date=1733584787&signature=zL-ucjNyREiHDE8aihFwpfR9aggP2xiAo3NSpfe-p7IbCisNlDKlo7Kb6G4D0Ao2mBrSgEk4maLSdv6MLIlADQ&hash=2174df5b000556d044f3f020384e879c8efcab55ddea2ced4eb752e93e7080d6"
+	tgSampleThirdPartyDate = 1733584787
+	tgSampleUserID         = "279058397"
+)
+
+// registerChannel registers a channel through the admin API and returns its
+// id and the whole answer.
+func (ta *testApp) registerChannel(body map[string]any) (string, map[string]any) {
+	ta.t.Helper()
+	resp := ta.call("POST", "/v1/admin/channels", testOperatorToken, "", body)
+	if resp.Status != http.StatusCreated {
+		ta.t.Fatalf("register channel: %d %s", resp.Status, resp.Body)
+	}
+	doc := resp.JSON(ta.t)
+	return doc["channel"].(map[string]any)["id"].(string), doc
+}
+
+// itemQR makes a static QR code for the item and returns its token.
+func (ta *testApp) itemQR(key, itemID string, extra map[string]any) map[string]any {
+	ta.t.Helper()
+	body := map[string]any{"item_id": itemID, "placement": "counter"}
+	for k, v := range extra {
+		body[k] = v
+	}
+	resp := ta.call("POST", "/v1/qr-codes", key, "", body)
+	if resp.Status != http.StatusCreated {
+		ta.t.Fatalf("create qr: %d %s", resp.Status, resp.Body)
+	}
+	return resp.JSON(ta.t)
+}
+
+var (
+	launchField = regexp.MustCompile(`name="launch" value="([^"]+)"`)
+	keyField    = regexp.MustCompile(`name="idempotency_key" value="([0-9a-f]+)"`)
+	htmlLang    = regexp.MustCompile(`<html lang="([a-z]+)">`)
+)
+
+// buyOnPage opens a checkout page (following chatpay's own redirects), taps
+// Buy now and returns the order id and the checkout page's HTML.
+func (ta *testApp) buyOnPage(path string) (string, string) {
+	ta.t.Helper()
+	page := ta.get(path)
+	for hops := 0; page.Status == http.StatusSeeOther && hops < 3; hops++ {
+		path = page.Header.Get("Location")
+		page = ta.get(path)
+	}
+	if page.Status != http.StatusOK {
+		ta.t.Fatalf("checkout page %s: %d %s", path, page.Status, page.Body)
+	}
+	html := string(page.Body)
+	launch, key := launchField.FindStringSubmatch(html), keyField.FindStringSubmatch(html)
+	if launch == nil || key == nil {
+		ta.t.Fatalf("no launch or key in the form:\n%s", html)
+	}
+	buyPath := strings.SplitN(path, "?", 2)[0] + "/buy"
+	resp := ta.postForm(buyPath, url.Values{"launch": {unescapeHTML(launch[1])}, "idempotency_key": {key[1]}})
+	if resp.Status != http.StatusSeeOther {
+		ta.t.Fatalf("buy: %d %s", resp.Status, resp.Body)
+	}
+	receipt := ta.get(resp.Header.Get("Location"))
+	if receipt.Status != http.StatusOK {
+		ta.t.Fatalf("receipt: %d %s", receipt.Status, receipt.Body)
+	}
+	match := receiptPath.FindStringSubmatch(resp.Header.Get("Location"))
+	if match == nil {
+		ta.t.Fatalf("receipt location %q", resp.Header.Get("Location"))
+	}
+	return match[1], html
+}
+
+// qrToken is the token at the end of a code's shopper URL.
+func qrToken(code map[string]any) string {
+	u := code["url"].(string)
+	return u[strings.LastIndex(u, "/")+1:]
+}
+
+func unescapeHTML(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&#43;", "+", "&#34;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">").Replace(s)
+}
+
+// orderChat is the chat an order's order.paid event names.
+func (ta *testApp) orderChat(orderID string) (channel, chat string) {
+	ta.t.Helper()
+	var body string
+	err := ta.db.Get(&body, `SELECT convert_from(body, 'UTF8') FROM webhook_events
+		WHERE type = 'order.paid' AND convert_from(body, 'UTF8')::jsonb->'data'->'order'->>'id' = $1`, orderID)
+	if err != nil {
+		ta.t.Fatalf("order.paid of %s: %v", orderID, err)
+	}
+	var doc struct {
+		Data struct {
+			Chat struct {
+				ChannelID string `json:"channel_id"`
+				ChatID    string `json:"chat_id"`
+			} `json:"chat"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		ta.t.Fatal(err)
+	}
+	return doc.Data.Chat.ChannelID, doc.Data.Chat.ChatID
+}
+
+// A Telegram Mini App buys the tea card with Telegram's own initData, in
+// both validation modes, and a freshly signed launch from a group chat in
+// Chinese: the order answers in the Telegram chat, the page speaks the
+// shopper's language_code, and the bot token is nowhere in the database.
+func TestTelegramMiniAppBuysTeaCard(t *testing.T) {
+	ta := startTestApp(t, time.Unix(tgSampleFirstPartyDate+30, 0))
+	shop := ta.teaShop(500)
+	token := qrToken(ta.itemQR(shop.key, shop.itemID, nil))
+
+	// First party: the channel registers the bot token.
+	firstID, doc := ta.registerChannel(map[string]any{"name": "Tea bot", "kind": "telegram",
+		"telegram_bot_token": tgSampleToken, "telegram_bot_username": "teashop_bot", "telegram_app_short_name": "buy"})
+	if strings.Contains(mustMarshal(t, doc), "AAHI25ES9xCOMPokpYoz") {
+		t.Fatal("the admin API showed the bot token back")
+	}
+	if n := ta.count(`SELECT count(*) FROM channels WHERE row_to_json(channels)::text LIKE '%AAHI25ES9xCOMPokpYoz%'`); n != 0 {
+		t.Fatal("the bot token is stored")
+	}
+	if n := ta.count(`SELECT count(*) FROM channels WHERE id = $1 AND telegram_secret_key = $2 AND telegram_bot_id = $3`,
+		firstID, payments.TelegramSecretKey(tgSampleToken), tgSampleBotID); n != 1 {
+		t.Fatal("the derived key and bot id are not stored")
+	}
+	ta.fundTelegramShopper(firstID)
+
+	// The page without initData is the bootstrap that reads the fragment.
+	boot := ta.get("/q/" + token + "?channel=" + firstID)
+	if boot.Status != http.StatusOK || !strings.Contains(string(boot.Body), "tgWebAppData") ||
+		!strings.Contains(boot.Header.Get("Content-Security-Policy"), "script-src 'sha256-") {
+		t.Fatalf("bootstrap: %d %s %s", boot.Status, boot.Header.Get("Content-Security-Policy"), boot.Body)
+	}
+	orderID, html := ta.buyOnPage("/q/" + token + "?channel=" + firstID + "&tgWebAppData=" + url.QueryEscape(tgSampleFirstParty))
+	if lang := htmlLang.FindStringSubmatch(html); lang == nil || lang[1] != "en" {
+		t.Errorf("language_code ru has no wording: the page should fall back to English, got %v", lang)
+	}
+	if channel, chat := ta.orderChat(orderID); channel != firstID || chat != tgSampleUserID {
+		t.Errorf("order.paid names chat %s/%s, want the private chat %s/%s", channel, chat, firstID, tgSampleUserID)
+	}
+
+	// Third party: only the bot id, Telegram's production key; the Mini App
+	// URL /tg/<channel> reads the start parameter Telegram puts in the URL.
+	ta.clock.Set(time.Unix(tgSampleThirdPartyDate+30, 0))
+	thirdID, _ := ta.registerChannel(map[string]any{"name": "Tea bot (third party)", "kind": "telegram", "telegram_bot_id": tgSampleBotID})
+	ta.fundTelegramShopper(thirdID)
+	orderID, _ = ta.buyOnPage("/tg/" + thirdID + "?tgWebAppStartParam=" + token + "&tgWebAppData=" + url.QueryEscape(tgSampleThirdParty))
+	if channel, chat := ta.orderChat(orderID); channel != thirdID || chat != tgSampleUserID {
+		t.Errorf("order.paid names chat %s/%s", channel, chat)
+	}
+
+	// Freshly signed, opened from a group by t.me/teashop_bot/buy?startapp=<token>,
+	// by a shopper whose Telegram speaks Chinese while the browser says English.
+	fresh := payments.SignTelegramInitData(tgSampleToken, map[string]string{
+		"user":          `{"id":424242,"first_name":"李","last_name":"伟","username":"liwei","language_code":"zh-hans"}`,
+		"chat":          `{"id":-1001234567890,"type":"supergroup","title":"Tea lovers"}`,
+		"chat_type":     "supergroup",
+		"chat_instance": "-42",
+		"start_param":   token,
+		"query_id":      "AAHdF6IQAAAAAN0XohDhrOrc",
+		"auth_date":     strconv.FormatInt(ta.clock.Now().Unix(), 10),
+	})
+	sh, err := ta.app.payments.EnsureShopper(context.Background(), ta.db, firstID, "424242", "李 伟")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.fund(sh.ID, 1000, "CNY")
+	orderID, html = ta.buyOnPage("/tg/" + firstID + "?tgWebAppData=" + url.QueryEscape(fresh))
+	if lang := htmlLang.FindStringSubmatch(html); lang == nil || lang[1] != "zh" || !strings.Contains(html, "立即购买") {
+		t.Errorf("language_code zh-hans: the page should be in Chinese, got %v", lang)
+	}
+	if _, chat := ta.orderChat(orderID); chat != "-1001234567890" {
+		t.Errorf("order.paid names chat %s, want the group -1001234567890", chat)
+	}
+
+	// The Mini App's own code asks the channel API whom chatpay sees.
+	who := ta.tma("/v1/channels/"+firstID+"/launch", fresh)
+	if who.Status != http.StatusOK {
+		t.Fatalf("launch API: %d %s", who.Status, who.Body)
+	}
+	if w := who.JSON(t); w["chat_id"] != "-1001234567890" || w["language"] != "zh-hans" || w["start_param"] != token ||
+		w["query_id"] != "AAHdF6IQAAAAAN0XohDhrOrc" || w["messenger"] != "telegram" {
+		t.Errorf("launch API says %v", w)
+	}
+	if n := ta.count(`SELECT count(*) FROM qr_scans WHERE messenger = 'telegram'`); n != 3 {
+		t.Errorf("%d scans counted for telegram, want 3", n)
+	}
+	assertVerifyClean(t, ta)
+}
+
+// fundTelegramShopper gives the sample's user a wallet in the channel.
+func (ta *testApp) fundTelegramShopper(channelID string) {
+	ta.t.Helper()
+	sh, err := ta.app.payments.EnsureShopper(context.Background(), ta.db, channelID, tgSampleUserID, "Vladislav")
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	ta.fund(sh.ID, 1000, "CNY")
+}
+
+// tma calls the channel API with Telegram's Authorization scheme.
+func (ta *testApp) tma(path, initData string) apiResponse {
+	ta.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, ta.URL+path, nil)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "tma "+initData)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	ta.checkAgainstOpenAPI(req, resp, raw)
+	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+func mustMarshal(t *testing.T, v any) string {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
