@@ -10,9 +10,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/ids"
 	"github.com/chatpay/chatpay/internal/problem"
 )
@@ -211,66 +208,41 @@ func (m MessengerSettings) checkKind(kind string) error {
 	return nil
 }
 
-// CreateMessengerChannel registers a channel and its messenger settings in
-// one transaction (operator only). Bad input writes nothing: it returns
-// validation_failed naming the field.
+// CreateMessengerChannel registers a channel with its messenger settings
+// (operator only). Bad input writes nothing: it returns validation_failed
+// naming the field.
 func (s *Service) CreateMessengerChannel(ctx context.Context, in NewChannel, messenger MessengerInput) (CreatedChannel, MessengerSettings, error) {
-	settings, err := messenger.settings(in.Kind)
+	m, err := messenger.settings(in.Kind)
 	if err != nil {
 		return CreatedChannel{}, MessengerSettings{}, err
 	}
-	var created CreatedChannel
-	err = database.WithTx(ctx, s.db, nil, func(tx *sqlx.Tx) error {
-		// CreateChannel writes on the pool; the channel is inserted here
-		// instead so that both halves commit together.
-		created, err = s.insertChannel(ctx, tx, in)
-		if err != nil {
-			return err
-		}
-		const q = `
-			UPDATE channels SET telegram_bot_id = $2, telegram_secret_key = $3, telegram_test_env = $4,
-			       telegram_bot_username = $5, telegram_app_short_name = $6, whatsapp_number = $7,
-			       vk_app_id = $8, vk_app_secret = $9, wechat_app_id = $10, wechat_app_secret = $11
-			WHERE id = $1`
-		m := settings
-		if _, err := tx.ExecContext(ctx, q, created.Channel.ID, m.TelegramBotID, m.TelegramSecretKey, m.TelegramTestEnv,
-			m.TelegramBotUsername, m.TelegramAppShortName, m.WhatsAppNumber, m.VKAppID, m.VKAppSecret,
-			m.WeChatAppID, m.WeChatAppSecret); err != nil {
-			return fmt.Errorf("set channel messenger: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return CreatedChannel{}, MessengerSettings{}, err
-	}
-	return created, settings, nil
-}
-
-func (s *Service) insertChannel(ctx context.Context, tx *sqlx.Tx, in NewChannel) (CreatedChannel, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	if in.Name == "" || len(in.Name) > channelNameMax {
-		return CreatedChannel{}, problem.Field("name", "invalid_name", "a channel name of 1 to %d characters is required", channelNameMax)
+		return CreatedChannel{}, MessengerSettings{}, problem.Field("name", "invalid_name", "a channel name of 1 to %d characters is required", channelNameMax)
 	}
 	if !contains(ChannelKinds, in.Kind) {
-		return CreatedChannel{}, problem.Field("kind", "invalid_kind", "kind must be one of %s", strings.Join(ChannelKinds, ", "))
+		return CreatedChannel{}, MessengerSettings{}, problem.Field("kind", "invalid_kind", "kind must be one of %s", strings.Join(ChannelKinds, ", "))
+	}
+	if len(in.LaunchPublicKey) > 0 && len(in.LaunchPublicKey) != ed25519.PublicKeySize {
+		return CreatedChannel{}, MessengerSettings{}, problem.Field("launch_public_key", "invalid_key", "an Ed25519 public key is %d bytes", ed25519.PublicKeySize)
 	}
 	secret := ids.Secret("ls", 24)
 	apiKey := ids.Secret("ck", 24)
 	ch := Channel{ID: ids.New("chn"), Name: in.Name, Kind: in.Kind, LaunchSecret: &secret, CreatedAt: s.now().UTC()}
 	if len(in.LaunchPublicKey) > 0 {
-		if len(in.LaunchPublicKey) != ed25519.PublicKeySize {
-			return CreatedChannel{}, problem.Field("launch_public_key", "invalid_key", "an Ed25519 public key is %d bytes", ed25519.PublicKeySize)
-		}
 		ch.LaunchPublicKey = in.LaunchPublicKey
 	}
 	const q = `
-		INSERT INTO channels (id, name, kind, launch_secret, launch_public_key, api_key_hash, api_key_hint, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
-	if _, err := tx.ExecContext(ctx, q, ch.ID, ch.Name, ch.Kind, ch.LaunchSecret, ch.LaunchPublicKey,
-		hashSecret(apiKey), apiKey[:7], ch.CreatedAt); err != nil {
-		return CreatedChannel{}, fmt.Errorf("insert channel: %w", err)
+		INSERT INTO channels (id, name, kind, launch_secret, launch_public_key, api_key_hash, api_key_hint, created_at,
+		                      ` + messengerColumns + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
+	if _, err := s.db.ExecContext(ctx, q, ch.ID, ch.Name, ch.Kind, ch.LaunchSecret, ch.LaunchPublicKey,
+		hashSecret(apiKey), apiKey[:7], ch.CreatedAt,
+		m.TelegramBotID, m.TelegramSecretKey, m.TelegramTestEnv, m.TelegramBotUsername, m.TelegramAppShortName,
+		m.WhatsAppNumber, m.VKAppID, m.VKAppSecret, m.WeChatAppID, m.WeChatAppSecret); err != nil {
+		return CreatedChannel{}, MessengerSettings{}, fmt.Errorf("insert channel: %w", err)
 	}
-	return CreatedChannel{Channel: ch, APIKey: apiKey, LaunchSecret: secret}, nil
+	return CreatedChannel{Channel: ch, APIKey: apiKey, LaunchSecret: secret}, m, nil
 }
 
 // verifyChannelLaunch verifies raw the way the channel's messenger signs it.

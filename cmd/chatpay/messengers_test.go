@@ -226,22 +226,10 @@ func (ta *testApp) fundTelegramShopper(channelID string) {
 	ta.fund(sh.ID, 1000, "CNY")
 }
 
-// tma calls the channel API with Telegram's Authorization scheme.
+// tma calls the launch API with Telegram's Authorization scheme.
 func (ta *testApp) tma(path, initData string) apiResponse {
 	ta.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, ta.URL+path, nil)
-	if err != nil {
-		ta.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "tma "+initData)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		ta.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	ta.checkAgainstOpenAPI(req, resp, raw)
-	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+	return ta.launchAPI(path, "tma "+initData)
 }
 
 func mustMarshal(t *testing.T, v any) string {
@@ -251,4 +239,112 @@ func mustMarshal(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(raw)
+}
+
+// Bad launch data of every kind is a 401 with a plain reason, on the page,
+// on the Mini App entry, on "Buy now" and on the launch API, and nothing is
+// written: no shopper, scan, checkout, order or event.
+func TestBadLaunchDataRefused(t *testing.T) {
+	now := time.Unix(tgSampleThirdPartyDate+30, 0)
+	ta := startTestApp(t, now)
+	shop := ta.teaShop(500)
+	token := qrToken(ta.itemQR(shop.key, shop.itemID, nil))
+	firstID, _ := ta.registerChannel(map[string]any{"name": "Tea bot", "kind": "telegram", "telegram_bot_token": tgSampleToken})
+	testEnvID, _ := ta.registerChannel(map[string]any{"name": "Tea bot (test DC)", "kind": "telegram",
+		"telegram_bot_id": tgSampleBotID, "telegram_test_environment": true})
+	otherBotID, _ := ta.registerChannel(map[string]any{"name": "Another bot", "kind": "telegram", "telegram_bot_id": 5768337691})
+	vkID, _ := ta.registerChannel(map[string]any{"name": "VK app", "kind": "vk", "vk_app_id": 6736218, "vk_app_secret": "wvl68m4dR1UpLrVRli"})
+	generic := shop.channel
+
+	fresh := func(fields map[string]string) string {
+		base := map[string]string{"user": `{"id":424242,"first_name":"Li"}`, "start_param": token,
+			"auth_date": strconv.FormatInt(now.Unix(), 10)}
+		for k, v := range fields {
+			base[k] = v
+		}
+		return payments.SignTelegramInitData(tgSampleToken, base)
+	}
+	vk := func(fields map[string]string) string {
+		base := map[string]string{"vk_user_id": "494075", "vk_app_id": "6736218", "vk_ts": strconv.FormatInt(now.Unix(), 10)}
+		for k, v := range fields {
+			base[k] = v
+		}
+		return payments.SignVKLaunch("wvl68m4dR1UpLrVRli", base)
+	}
+	cases := []struct {
+		name, channel, data, reason string
+	}{
+		{"TamperedTelegram", firstID, strings.Replace(fresh(nil), "424242", "424243", 1), "hash does not match"},
+		{"TamperedThirdParty", testEnvID, strings.Replace(tgSampleThirdParty, "279058397", "279058398", 1), "does not verify"},
+		{"StaleTelegram", firstID, tgSampleFirstParty, "old (at most 15m0s)"},
+		{"OversizedTelegram", firstID, fresh(map[string]string{"padding": strings.Repeat("x", 9000)}), "longer than"},
+		{"NULTelegram", firstID, fresh(map[string]string{"chat_type": "private\x00"}), "NUL byte"},
+		{"WrongEnvironment", testEnvID, tgSampleThirdParty, "signed in Telegram's production environment"},
+		{"WrongBot", otherBotID, tgSampleThirdParty, "does not verify for bot 5768337691"},
+		{"TamperedVK", vkID, strings.Replace(vk(nil), "494075", "494076", 1), "does not match"},
+		{"StaleVK", vkID, vk(map[string]string{"vk_ts": strconv.FormatInt(now.Add(-time.Hour).Unix(), 10)}), "old"},
+		{"NULVK", vkID, vk(nil) + "&vk_x=%00", "NUL byte"},
+		{"OversizedVK", vkID, vk(map[string]string{"vk_pad": strings.Repeat("x", 5000)}), "longer than"},
+		{"TelegramWithoutBotKeys", generic.Channel.ID, fresh(nil), "registered no bot token or bot id"},
+	}
+	tables := []string{"shoppers", "qr_scans", "checkouts", "orders", "webhook_events"}
+	before := map[string]int{}
+	for _, table := range tables {
+		before[table] = ta.count(`SELECT count(*) FROM ` + table)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			envelope := payments.LaunchEnvelope(c.channel, c.data)
+			pages := map[string]apiResponse{
+				"page":  ta.get("/q/" + token + "?channel=" + c.channel + "&launch=" + url.QueryEscape(c.data)),
+				"entry": ta.get("/tg/" + c.channel + "?tgWebAppData=" + url.QueryEscape(c.data)),
+				"buy":   ta.postForm("/q/"+token+"/buy", url.Values{"launch": {envelope}, "idempotency_key": {"k-" + c.name}}),
+			}
+			if strings.HasPrefix(c.name, "TamperedVK") || strings.HasSuffix(c.name, "VK") {
+				delete(pages, "entry") // /tg/ is Telegram's entry; VK comes through ?launch=
+			}
+			for where, resp := range pages {
+				if resp.Status != http.StatusUnauthorized || !strings.Contains(string(resp.Body), `data-code="invalid_launch_context"`) {
+					t.Errorf("%s: %d, want 401 invalid_launch_context:\n%.400s", where, resp.Status, resp.Body)
+				}
+				if !strings.Contains(unescapeHTML(string(resp.Body)), c.reason) {
+					t.Errorf("%s does not say %q:\n%.600s", where, c.reason, resp.Body)
+				}
+			}
+			scheme := "tma"
+			if c.channel == vkID {
+				scheme = "vk"
+			}
+			api := ta.launchAPI("/v1/channels/"+c.channel+"/launch", scheme+" "+c.data)
+			if api.Status != http.StatusUnauthorized || api.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("launch API: %d %s %s", api.Status, api.Header.Get("Content-Type"), api.Body)
+			}
+			if doc := api.JSON(t); doc["code"] != "invalid_launch_context" || !strings.Contains(doc["detail"].(string), c.reason) {
+				t.Errorf("launch API says %v", doc)
+			}
+		})
+	}
+	for _, table := range tables {
+		if n := ta.count(`SELECT count(*) FROM ` + table); n != before[table] {
+			t.Errorf("%s: %d rows after the refusals, %d before", table, n, before[table])
+		}
+	}
+}
+
+// launchAPI calls the launch API with an Authorization header as given.
+func (ta *testApp) launchAPI(path, authorization string) apiResponse {
+	ta.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, ta.URL+path, nil)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", authorization)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	ta.checkAgainstOpenAPI(req, resp, raw)
+	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: raw}
 }
