@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatpay/chatpay/internal/ids"
 	"github.com/chatpay/chatpay/internal/problem"
+	"github.com/chatpay/chatpay/qr"
 )
 
 // A channel's kind decides how chatpay learns who opened a page
@@ -309,3 +310,58 @@ type messengerJSON struct {
 }
 
 func (m messengerJSON) input() MessengerInput { return MessengerInput(m) }
+
+// ChannelLink tells package qr how a code opens the channel's messenger
+// (installed with qr.Service.SetChannelLinker). It returns not_found for an
+// unknown channel.
+func (s *Service) ChannelLink(ctx context.Context, channelID string) (qr.ChannelLink, error) {
+	ch, err := s.Channel(ctx, channelID)
+	if err != nil {
+		return qr.ChannelLink{}, err
+	}
+	m, err := s.ChannelMessenger(ctx, channelID)
+	if err != nil {
+		return qr.ChannelLink{}, err
+	}
+	return channelLink(ch.ID, ch.Kind, m), nil
+}
+
+func channelLink(id, kind string, m MessengerSettings) qr.ChannelLink {
+	link := qr.ChannelLink{ChannelID: id, Kind: kind}
+	if m.TelegramBotUsername != nil {
+		link.TelegramBot = *m.TelegramBotUsername
+	}
+	if m.TelegramAppShortName != nil {
+		link.TelegramApp = *m.TelegramAppShortName
+	}
+	if m.WhatsAppNumber != nil {
+		link.WhatsApp = *m.WhatsAppNumber
+	}
+	return link
+}
+
+// ChooserChannels are the channels a multi-messenger code offers: for each
+// messenger, the oldest channel a code can open (a Telegram bot with a
+// username, a WhatsApp number, a WeChat Official Account).
+func (s *Service) ChooserChannels(ctx context.Context) ([]qr.ChannelLink, error) {
+	const q = `
+		SELECT DISTINCT ON (kind) id, kind, ` + messengerColumns + `
+		FROM channels
+		WHERE (kind = 'telegram' AND telegram_bot_username IS NOT NULL)
+		   OR (kind = 'whatsapp' AND whatsapp_number IS NOT NULL)
+		   OR (kind = 'wechat' AND wechat_app_id IS NOT NULL)
+		ORDER BY kind, created_at, id`
+	var rows []struct {
+		ID   string `db:"id"`
+		Kind string `db:"kind"`
+		MessengerSettings
+	}
+	if err := s.db.SelectContext(ctx, &rows, q); err != nil {
+		return nil, fmt.Errorf("select chooser channels: %w", err)
+	}
+	links := make([]qr.ChannelLink, 0, len(rows))
+	for _, r := range rows {
+		links = append(links, channelLink(r.ID, r.Kind, r.MessengerSettings))
+	}
+	return links, nil
+}

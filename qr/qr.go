@@ -95,6 +95,9 @@ type Code struct {
 	ConsumedAt *time.Time
 	// ScanCount is filled by List and Get; other calls leave it zero.
 	ScanCount int64
+	// Opens and ChannelID say which messenger the code opens (messengers.go).
+	Opens     string
+	ChannelID string
 }
 
 // StatusAt derives the code's state at now. Revocation wins over use, and use
@@ -143,6 +146,11 @@ func statusError(status Status) error {
 type StaticInput struct {
 	ItemID    string
 	Placement string
+	// Opens is the messenger the printed code opens (messengers.go); empty
+	// means OpensWeb. ChannelID names the channel for telegram, whatsapp and
+	// wechat.
+	Opens     string
+	ChannelID string
 }
 
 // Scan is what is known about one scan of a code.

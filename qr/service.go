@@ -41,6 +41,7 @@ type Service struct {
 	baseURL        string
 	checkItem      ItemChecker
 	countCheckouts CheckoutCounter
+	linkChannel    ChannelLinker // messengers.go
 }
 
 // NewService returns a Service on db with an injected clock. publicBaseURL is
@@ -111,6 +112,9 @@ func (s *Service) CreateStatic(ctx context.Context, db sqlx.ExtContext, merchant
 			return Code{}, itemCheckError(err)
 		}
 	}
+	if err := s.checkOpens(ctx, &in); err != nil {
+		return Code{}, err
+	}
 	token, err := NewToken()
 	if err != nil {
 		return Code{}, err
@@ -124,6 +128,8 @@ func (s *Service) CreateStatic(ctx context.Context, db sqlx.ExtContext, merchant
 		Placement:  in.Placement,
 		Token:      token,
 		CreatedAt:  s.now().UTC().Truncate(time.Microsecond), // PostgreSQL keeps microseconds
+		Opens:      in.Opens,
+		ChannelID:  in.ChannelID,
 	}
 	if err := insertCode(ctx, db, c); err != nil {
 		return Code{}, err

@@ -72,6 +72,8 @@ type qrFunnelRow struct {
 	qr.FunnelRow
 	ItemTitle string
 	Chart     template.HTML
+	// ByMessenger words the scans per messenger ("Telegram 3 · WeChat 1").
+	ByMessenger string
 }
 
 func (d *Dashboard) home(c echo.Context) error {
@@ -118,6 +120,10 @@ func (d *Dashboard) home(c echo.Context) error {
 	if err != nil {
 		return d.renderError(c, err)
 	}
+	byMessenger, err := d.deps.QR.ScansByMessenger(ctx, m.ID)
+	if err != nil {
+		return d.renderError(c, err)
+	}
 	for _, r := range rows {
 		label := r.Placement
 		if label == "" {
@@ -128,7 +134,7 @@ func (d *Dashboard) home(c echo.Context) error {
 				{Label: "Scans", Value: r.Scans, Display: itoa(int(r.Scans))},
 				{Label: "Checkouts", Value: r.Checkouts, Display: itoa(int(r.Checkouts))},
 				{Label: "Paid", Value: r.Paid, Display: itoa(int(r.Paid))},
-			})})
+			}), ByMessenger: scansByMessengerText(byMessenger[r.QRID])})
 	}
 	return d.renderPage(c, http.StatusOK, "dash_home.html", newPage(c, "Overview", "home", view))
 }

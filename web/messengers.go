@@ -106,16 +106,22 @@ func (h *Shopper) renderLaunchBootstrap(c echo.Context, channelID string) error 
 		target := "/wx/" + ch.ID + "/authorize?return=" + url.QueryEscape(c.Request().URL.Path)
 		return c.Redirect(http.StatusFound, target)
 	}
+	page := launchPage{T: t, M: messengerTextFor(t), Title: "chatpay", Message: messengerTextFor(t).Opening, Script: template.JS(launchBootstrapScript)} //nolint:gosec // a constant
+	return renderMessengerPage(c, launchBootstrapCSP, http.StatusOK, "launch.html", page)
+}
+
+// renderMessengerPage renders one of messengerTemplates with the shopper
+// pages' headers and the given Content-Security-Policy.
+func renderMessengerPage(c echo.Context, csp string, status int, name string, data any) error {
 	header := c.Response().Header()
 	header.Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	header.Set("Cache-Control", "no-store")
-	header.Set("Content-Security-Policy", launchBootstrapCSP)
+	header.Set("Content-Security-Policy", csp)
 	header.Set("X-Content-Type-Options", "nosniff")
 	header.Set("Referrer-Policy", "no-referrer")
-	c.Response().WriteHeader(http.StatusOK)
-	page := launchPage{T: t, M: messengerTextFor(t), Title: "chatpay", Message: messengerTextFor(t).Opening, Script: template.JS(launchBootstrapScript)} //nolint:gosec // a constant
-	if err := messengerTemplates.ExecuteTemplate(c.Response(), "launch.html", page); err != nil {
-		return fmt.Errorf("render launch bootstrap: %w", err)
+	c.Response().WriteHeader(status)
+	if err := messengerTemplates.ExecuteTemplate(c.Response(), name, data); err != nil {
+		return fmt.Errorf("render %s: %w", name, err)
 	}
 	return nil
 }

@@ -76,6 +76,8 @@ func (h *Shopper) Register(e *echo.Echo) {
 	e.POST("/q/:token/topup", h.topUp)
 	e.GET("/receipts/:id", h.receiptPage)
 	e.GET("/tg/:channel", h.telegramEntry)
+	e.GET("/o/:token", h.chooserPage)
+	e.GET("/o/:token/go", h.chooseMessenger)
 }
 
 var funcs = template.FuncMap{

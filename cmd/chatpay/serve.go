@@ -269,6 +269,7 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	// orders and the till, money and charts, keys and webhooks. The QR
 	// funnel's checkout numbers come from payments through qr's hook.
 	a.qr.SetCheckoutCounter(a.payments.CheckoutCountsByQR)
+	a.qr.SetChannelLinker(a.payments.ChannelLink)
 	web.NewDashboard(web.DashboardDeps{
 		DB: db, Now: now, Logger: logger, Catalog: a.catalog, Payments: a.payments, QR: a.qr,
 		Ledger: a.ledger, Webhooks: a.webhooks, Idempotency: a.idempotency,
