@@ -348,3 +348,109 @@ func (ta *testApp) launchAPI(path, authorization string) apiResponse {
 	ta.checkAgainstOpenAPI(req, resp, raw)
 	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: raw}
 }
+
+// Every kind of code decodes, with a real QR decoder, to the address that
+// opens its messenger; the chooser offers each messenger and remembers the
+// shopper's last choice.
+func TestQRCodesOpenMessengers(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(500)
+	tgID, _ := ta.registerChannel(map[string]any{"name": "Tea bot", "kind": "telegram", "telegram_bot_token": tgSampleToken,
+		"telegram_bot_username": "@teashop_bot", "telegram_app_short_name": "buy"})
+	tgMainID, _ := ta.registerChannel(map[string]any{"name": "Main app bot", "kind": "telegram", "telegram_bot_id": 42424242,
+		"telegram_bot_username": "teamain_bot"})
+	tgBareID, _ := ta.registerChannel(map[string]any{"name": "No username", "kind": "telegram", "telegram_bot_id": 42424243})
+	waID, _ := ta.registerChannel(map[string]any{"name": "WhatsApp line", "kind": "whatsapp", "whatsapp_number": "+8613800138000"})
+	wxID, _ := ta.registerChannel(map[string]any{"name": "Tea OA", "kind": "wechat", "wechat_app_id": "wx0123456789abcdef", "wechat_app_secret": "wechat-app-secret-0123"})
+
+	decoded := func(code map[string]any) string {
+		img := ta.call("GET", "/v1/qr-codes/"+code["id"].(string)+"/image.png?size=400", shop.key, "", nil)
+		if img.Status != http.StatusOK {
+			t.Fatalf("image: %d %s", img.Status, img.Body)
+		}
+		return decodeQR(t, img.Body)
+	}
+	cases := []struct {
+		opens, channel, want string
+	}{
+		{"web", "", ta.URL + "/q/%s"},
+		{"chooser", "", ta.URL + "/o/%s"},
+		{"telegram", tgID, "https://t.me/teashop_bot/buy?startapp=%s"},
+		{"telegram", tgMainID, "https://t.me/teamain_bot?startapp=%s"},
+		{"whatsapp", waID, "https://wa.me/8613800138000?text=Buy+%s"},
+		{"wechat", wxID, ta.URL + "/q/%s?channel=" + wxID},
+	}
+	for _, c := range cases {
+		code := ta.itemQR(shop.key, shop.itemID, map[string]any{"opens": c.opens, "channel_id": c.channel})
+		token := code["url"].(string)
+		if c.opens == "telegram" || c.opens == "whatsapp" {
+			token = token[len(token)-26:]
+		} else {
+			token = qrToken(map[string]any{"url": strings.Split(token, "?")[0]})
+		}
+		want := strings.Replace(c.want, "%s", token, 1)
+		if got := decoded(code); got != want {
+			t.Errorf("opens %s: the QR says %q, want %q", c.opens, got, want)
+		}
+		if code["opens"] != c.opens || code["url"] != want {
+			t.Errorf("opens %s: the API says %v %v", c.opens, code["opens"], code["url"])
+		}
+	}
+	for name, body := range map[string]map[string]any{
+		"unknown messenger":        {"opens": "icq"},
+		"telegram without channel": {"opens": "telegram"},
+		"channel of another kind":  {"opens": "telegram", "channel_id": waID},
+		"bot without username":     {"opens": "telegram", "channel_id": tgBareID},
+		"web with a channel":       {"opens": "web", "channel_id": tgID},
+		"unknown channel":          {"opens": "whatsapp", "channel_id": "chn_nosuchchannelxxxxxxxxxxxxx"},
+	} {
+		body["item_id"] = shop.itemID
+		if resp := ta.call("POST", "/v1/qr-codes", shop.key, "", body); resp.Status != http.StatusUnprocessableEntity {
+			t.Errorf("%s: %d %s, want 422", name, resp.Status, resp.Body)
+		}
+	}
+
+	// The chooser: every messenger, then the browser.
+	chooser := ta.itemQR(shop.key, shop.itemID, map[string]any{"opens": "chooser"})
+	token := qrToken(chooser)
+	page := ta.get("/o/" + token)
+	html := string(page.Body)
+	if page.Status != http.StatusOK {
+		t.Fatalf("chooser: %d %s", page.Status, html)
+	}
+	order := regexp.MustCompile(`data-messenger="([a-z]+)"`).FindAllStringSubmatch(html, -1)
+	if len(order) != 4 || order[0][1] != "telegram" || order[1][1] != "wechat" || order[2][1] != "whatsapp" || order[3][1] != "web" {
+		t.Fatalf("chooser offers %v", order)
+	}
+	for _, want := range []string{"Tea card", "3.00 CNY", "Open in Telegram", "Open in WhatsApp", "Continue in the browser"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("the chooser lacks %q", want)
+		}
+	}
+	choose := ta.get("/o/" + token + "/go?m=whatsapp")
+	if choose.Status != http.StatusSeeOther || choose.Header.Get("Location") != "https://wa.me/8613800138000?text=Buy+"+token {
+		t.Fatalf("choosing WhatsApp: %d %s", choose.Status, choose.Header.Get("Location"))
+	}
+	cookie := choose.Header.Get("Set-Cookie")
+	if !strings.HasPrefix(cookie, "chatpay_messenger=whatsapp") || !strings.Contains(cookie, "HttpOnly") {
+		t.Fatalf("the choice is not remembered: %q", cookie)
+	}
+	req, _ := http.NewRequest(http.MethodGet, ta.URL+"/o/"+token, nil)
+	req.Header.Set("Cookie", "chatpay_messenger=whatsapp")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	order = regexp.MustCompile(`data-messenger="([a-z]+)"`).FindAllStringSubmatch(string(again), -1)
+	if len(order) == 0 || order[0][1] != "whatsapp" || !strings.Contains(string(again), "Last time you chose WhatsApp.") {
+		t.Errorf("the remembered choice is not first: %v", order)
+	}
+	if loc := ta.get("/o/" + token + "/go?m=wechat").Header.Get("Location"); loc != "/q/"+token+"?channel="+wxID {
+		t.Errorf("choosing WeChat leads to %q", loc)
+	}
+	if loc := ta.get("/o/" + token + "/go?m=web").Header.Get("Location"); loc != "/q/"+token {
+		t.Errorf("continuing in the browser leads to %q", loc)
+	}
+}
