@@ -67,6 +67,25 @@ var (
 // Buy now and returns the order id and the checkout page's HTML.
 func (ta *testApp) buyOnPage(path string) (string, string) {
 	ta.t.Helper()
+	resp, html := ta.tapBuyNow(path)
+	if resp.Status != http.StatusSeeOther {
+		ta.t.Fatalf("buy: %d %s", resp.Status, resp.Body)
+	}
+	receipt := ta.get(resp.Header.Get("Location"))
+	if receipt.Status != http.StatusOK {
+		ta.t.Fatalf("receipt: %d %s", receipt.Status, receipt.Body)
+	}
+	match := receiptPath.FindStringSubmatch(resp.Header.Get("Location"))
+	if match == nil {
+		ta.t.Fatalf("receipt location %q", resp.Header.Get("Location"))
+	}
+	return match[1], html
+}
+
+// tapBuyNow opens a checkout page and taps Buy now once, returning the
+// answer to the tap and the page's HTML.
+func (ta *testApp) tapBuyNow(path string) (apiResponse, string) {
+	ta.t.Helper()
 	page := ta.get(path)
 	for hops := 0; page.Status == http.StatusSeeOther && hops < 3; hops++ {
 		path = page.Header.Get("Location")
@@ -81,19 +100,7 @@ func (ta *testApp) buyOnPage(path string) (string, string) {
 		ta.t.Fatalf("no launch or key in the form:\n%s", html)
 	}
 	buyPath := strings.SplitN(path, "?", 2)[0] + "/buy"
-	resp := ta.postForm(buyPath, url.Values{"launch": {unescapeHTML(launch[1])}, "idempotency_key": {key[1]}})
-	if resp.Status != http.StatusSeeOther {
-		ta.t.Fatalf("buy: %d %s", resp.Status, resp.Body)
-	}
-	receipt := ta.get(resp.Header.Get("Location"))
-	if receipt.Status != http.StatusOK {
-		ta.t.Fatalf("receipt: %d %s", receipt.Status, receipt.Body)
-	}
-	match := receiptPath.FindStringSubmatch(resp.Header.Get("Location"))
-	if match == nil {
-		ta.t.Fatalf("receipt location %q", resp.Header.Get("Location"))
-	}
-	return match[1], html
+	return ta.postForm(buyPath, url.Values{"launch": {unescapeHTML(launch[1])}, "idempotency_key": {key[1]}}), html
 }
 
 // qrToken is the token at the end of a code's shopper URL.

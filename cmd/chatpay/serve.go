@@ -58,6 +58,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 			httpapi.OperatorTokenLengthMin))
 	webhookCfg := webhookFlags(fs, env)
 	providerCfg := providerFlags(fs, env)
+	weChat := weChatFlags(fs, env)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -100,7 +101,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 
 	app, err := newApp(db, migrator, logger, appConfig{
 		Now: time.Now, PublicBaseURL: cfg.PublicURL, PlatformFee: fee, ListenDSN: cfg.dsn, Webhooks: *webhookCfg,
-		Provider: provider, OperatorToken: *operatorToken,
+		Provider: provider, OperatorToken: *operatorToken, WeChat: *weChat,
 		// The demo's chat-sim listens on loopback; a real deployment never allows that.
 		AllowPrivateWebhooks: *demo,
 	})
@@ -176,6 +177,8 @@ type appConfig struct {
 	Provider payments.Provider
 	// OperatorToken turns on the admin API (/v1/admin); empty leaves it off.
 	OperatorToken string
+	// WeChat are the Official Account web authorization's URLs (messengers.go).
+	WeChat payments.WeChatEndpoints
 }
 
 // app is the wired service: every domain's routes on one echo instance, and
@@ -258,7 +261,9 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	}).Register(v1, merchantKey)
 	webhooks.NewHTTP(a.webhooks, a.webhookOwner).Register(v1)
 	payments.NewHTTP(a.payments, a.catalog, a.idempotency).Register(a.echo)
-	web.NewShopper(a.payments, a.catalog, a.qr, a.idempotency, db, logger).WithClock(now).Register(a.echo)
+	shopper := web.NewShopper(a.payments, a.catalog, a.qr, a.idempotency, db, logger).WithClock(now)
+	shopper.Register(a.echo)
+	web.NewWeChatPages(shopper, payments.NewWeChatOAuth(a.payments, cfg.WeChat, cfg.PublicBaseURL)).Register(a.echo)
 	if cfg.OperatorToken != "" {
 		admin := v1.Group("/admin", httpapi.RequireOperator(cfg.OperatorToken))
 		catalog.NewAdminHTTP(a.catalog).Register(admin)
