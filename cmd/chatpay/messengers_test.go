@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chatpay/chatpay/payments"
+	"github.com/chatpay/chatpay/webhooks"
 )
 
 // Telegram's published samples (the tma.js documentation, packages
@@ -459,5 +461,114 @@ func TestQRCodesOpenMessengers(t *testing.T) {
 	}
 	if loc := ta.get("/o/" + token + "/go?m=web").Header.Get("Location"); loc != "/q/"+token {
 		t.Errorf("continuing in the browser leads to %q", loc)
+	}
+}
+
+// A VK Mini App opens the checkout with its signed vk_* parameters on the
+// page URL and buys the tea card; the page follows vk_language.
+func TestVKMiniAppBuysTeaCard(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(500)
+	token := qrToken(ta.itemQR(shop.key, shop.itemID, nil))
+	vkID, doc := ta.registerChannel(map[string]any{"name": "VK app", "kind": "vk", "vk_app_id": 6736218, "vk_app_secret": "wvl68m4dR1UpLrVRli"})
+	if strings.Contains(mustMarshal(t, doc), "wvl68m4dR1UpLrVRli") {
+		t.Fatal("the admin API showed the VK app secret back")
+	}
+	sh, err := ta.app.payments.EnsureShopper(context.Background(), ta.db, vkID, "494075", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.fund(sh.ID, 1000, "CNY")
+	params := payments.SignVKLaunch("wvl68m4dR1UpLrVRli", map[string]string{
+		"vk_user_id": "494075", "vk_app_id": "6736218", "vk_language": "en", "vk_platform": "mobile_iphone",
+		"vk_ts": strconv.FormatInt(ta.clock.Now().Unix(), 10), "vk_access_token_settings": "",
+	})
+	orderID, _ := ta.buyOnPage("/q/" + token + "?channel=" + vkID + "&" + params)
+	if channel, chat := ta.orderChat(orderID); channel != vkID || chat != "494075" {
+		t.Errorf("order.paid names %s/%s", channel, chat)
+	}
+	who := ta.launchAPI("/v1/channels/"+vkID+"/launch", "vk "+params)
+	if who.Status != http.StatusOK || who.JSON(t)["messenger"] != "vk" {
+		t.Errorf("launch API: %d %s", who.Status, who.Body)
+	}
+	if n := ta.count(`SELECT count(*) FROM qr_scans WHERE messenger = 'vk'`); n != 1 {
+		t.Errorf("%d VK scans, want 1", n)
+	}
+}
+
+// A wa.me code pre-fills "Buy <token>"; chat-sim, playing the merchant's
+// WhatsApp bot, answers the message with the checkout link, and the shopper
+// buys the tea card as their WhatsApp number.
+func TestWhatsAppQRThroughChatSim(t *testing.T) {
+	ta := startTestApp(t, time.Now()) // chat-sim signs with the real clock
+	shop := ta.teaShop(500)
+	created, _, err := ta.app.payments.CreateMessengerChannel(context.Background(),
+		payments.NewChannel{Name: "WhatsApp line", Kind: "whatsapp"}, payments.MessengerInput{WhatsAppNumber: "8613800138000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waID := created.Channel.ID
+	code := ta.itemQR(shop.key, shop.itemID, map[string]any{"opens": "whatsapp", "channel_id": waID})
+	img := ta.call("GET", "/v1/qr-codes/"+code["id"].(string)+"/image.png?size=400", shop.key, "", nil)
+	scanned, err := url.Parse(decodeQR(t, img.Body))
+	if err != nil || scanned.Host != "wa.me" || scanned.Path != "/8613800138000" {
+		t.Fatalf("the QR opens %v", scanned)
+	}
+	prefilled := scanned.Query().Get("text")
+
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.Addr().String()
+	probe.Close()
+	var stdout, stderr lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"chat-sim", "--listen", addr, "--secret", webhooks.NewSecret(), "--whatsapp-channel", waID,
+			"--launch-secret", created.LaunchSecret, "--public-url", ta.URL}, &stdout, &stderr, func(string) string { return "" })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("chat-sim: %v", err)
+		}
+	})
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stdout.String(), "listening") && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// WhatsApp's Cloud API posts the message the shopper sent.
+	hook := `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{
+		"messaging_product":"whatsapp","contacts":[{"profile":{"name":"Li Wei"},"wa_id":"8613900139000"}],
+		"messages":[{"from":"8613900139000","id":"wamid.1","timestamp":"1","type":"text","text":{"body":` + strconv.Quote(prefilled) + `}}]}}]}]}`
+	resp, err := http.Post("http://"+addr+"/whatsapp", "application/json", strings.NewReader(hook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer struct {
+		Replies []struct{ To, Text string } `json:"replies"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(answer.Replies) != 1 || answer.Replies[0].To != "8613900139000" || !strings.HasPrefix(answer.Replies[0].Text, "Tap to pay: "+ta.URL+"/q/") {
+		t.Fatalf("the bot answered %+v", answer)
+	}
+	if !strings.Contains(stdout.String(), "[whatsapp 8613900139000] Tap to pay:") {
+		t.Errorf("chat-sim printed %q", stdout.String())
+	}
+	sh, err := ta.app.payments.EnsureShopper(context.Background(), ta.db, waID, "8613900139000", "Li Wei")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.fund(sh.ID, 1000, "CNY")
+	orderID, _ := ta.buyOnPage(strings.TrimPrefix(strings.TrimPrefix(answer.Replies[0].Text, "Tap to pay: "), ta.URL))
+	if channel, chat := ta.orderChat(orderID); channel != waID || chat != "8613900139000" {
+		t.Errorf("order.paid names %s/%s", channel, chat)
+	}
+	if n := ta.count(`SELECT count(*) FROM qr_scans WHERE messenger = 'whatsapp'`); n != 1 {
+		t.Errorf("%d WhatsApp scans, want 1", n)
 	}
 }
