@@ -572,3 +572,35 @@ func TestWhatsAppQRThroughChatSim(t *testing.T) {
 		t.Errorf("%d WhatsApp scans, want 1", n)
 	}
 }
+
+// `chatpay channel create` registers a Telegram bot from the token in the
+// environment, prints where to point the Mini App and never the token.
+func TestChannelCreateTelegramCLI(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	var stdout, stderr lockedBuffer
+	env := map[string]string{"CHATPAY_TELEGRAM_BOT_TOKEN": tgSampleToken, "CHATPAY_DEV_ALLOW_UNSAFE_DURABILITY": "true"}
+	err := run(context.Background(), []string{"channel", "create", "--name", "Tea bot", "--kind", "telegram",
+		"--telegram-bot-username", "teashop_bot", "--telegram-app", "buy", "--database-url", ta.dsn, "--log-level", "warn"},
+		&stdout, &stderr, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	id := regexp.MustCompile(`channel:\s+(chn_\S+)`).FindStringSubmatch(out)
+	if id == nil || !strings.Contains(out, "Mini App URL:  <public-url>/tg/"+id[1]) || !strings.Contains(out, "bot token (first party)") {
+		t.Fatalf("channel create printed:\n%s", out)
+	}
+	if strings.Contains(out+stderr.String(), "AAHI25ES9xCOMPokpYoz") {
+		t.Fatal("the CLI printed the bot token")
+	}
+	if n := ta.count(`SELECT count(*) FROM channels WHERE id = $1 AND telegram_bot_id = $2 AND telegram_app_short_name = 'buy'`, id[1], tgSampleBotID); n != 1 {
+		t.Fatal("the channel's Telegram settings were not stored")
+	}
+	// Bad settings write nothing.
+	before := ta.count(`SELECT count(*) FROM channels`)
+	err = run(context.Background(), []string{"channel", "create", "--name", "Bad", "--kind", "telegram", "--telegram-bot-token", "not-a-token",
+		"--database-url", ta.dsn, "--log-level", "warn"}, &stdout, &stderr, func(k string) string { return env[k] })
+	if err == nil || ta.count(`SELECT count(*) FROM channels`) != before {
+		t.Fatalf("a bad token: %v, %d channels", err, ta.count(`SELECT count(*) FROM channels`))
+	}
+}
