@@ -237,3 +237,25 @@ func FuzzVerifyTelegramInitData(f *testing.F) {
 		}
 	})
 }
+
+// Verification cost per request, for docs/messengers.md.
+func BenchmarkVerifyTelegramInitData(b *testing.B) {
+	b.Run("FirstPartyHMAC", func(b *testing.B) {
+		keys := TelegramKeys{SecretKey: TelegramSecretKey(SampleFirstPartyToken)}
+		now := unixTime(1733509682 + 60)
+		for b.Loop() {
+			if _, err := VerifyTelegramInitData(SampleFirstPartyInitData, keys, now, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ThirdPartyEd25519", func(b *testing.B) {
+		keys := TelegramKeys{BotID: sampleBotID}
+		now := unixTime(1733584787 + 60)
+		for b.Loop() {
+			if _, err := VerifyTelegramInitData(SampleThirdPartyInitData, keys, now, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
