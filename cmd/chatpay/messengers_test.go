@@ -604,3 +604,77 @@ func TestChannelCreateTelegramCLI(t *testing.T) {
 		t.Fatalf("a bad token: %v, %d channels", err, ta.count(`SELECT count(*) FROM channels`))
 	}
 }
+
+// The dashboard makes codes for a messenger (the chooser by default), says
+// on the list, the QR page and the poster which messenger each opens, and
+// counts scans per messenger on the overview.
+func TestDashboardQRMessengers(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	tgID, _ := ta.registerChannel(map[string]any{"name": "Tea bot", "kind": "telegram", "telegram_bot_token": tgSampleToken,
+		"telegram_bot_username": "teashop_bot", "telegram_app_short_name": "buy"})
+	owner := newDashboardClient(t, ta)
+	owner.signup("Tea House", "owner@tea.example")
+	status, body, _ := owner.post("/dashboard/items", "/dashboard/items/new", url.Values{"title": {"Tea card"}, "sku": {"TEA"},
+		"kind": {"product"}, "price": {"3.00"}, "currency": {"CNY"}, "active": {"on"}}, true)
+	if status != http.StatusSeeOther {
+		t.Fatalf("create item: %d %s", status, body)
+	}
+	var itemID string
+	if err := ta.db.Get(&itemID, `SELECT id FROM items`); err != nil {
+		t.Fatal(err)
+	}
+	_, list := owner.get("/dashboard/qr")
+	if !strings.Contains(list, `<option value="chooser" selected>`) && !strings.Contains(list, `<option value="chooser" >`) {
+		t.Errorf("the chooser is not the first choice:\n%s", list)
+	}
+	if !strings.Contains(list, `value="telegram:`+tgID+`"`) || !strings.Contains(list, "Telegram @teashop_bot") {
+		t.Errorf("the Telegram bot is not offered")
+	}
+	create := func(opens string) string {
+		status, body, header := owner.post("/dashboard/qr", "/dashboard/qr", url.Values{"item_id": {itemID}, "placement": {opens}, "opens": {opens}}, true)
+		if status != http.StatusSeeOther {
+			t.Fatalf("create %s code: %d %s", opens, status, body)
+		}
+		id, _, _ := strings.Cut(strings.TrimPrefix(header.Get("Location"), "/dashboard/qr/"), "?")
+		return id
+	}
+	chooserID, telegramID := create(""), create("telegram:"+tgID)
+	for id, want := range map[string]string{chooserID: "every messenger (chooser page)", telegramID: "Telegram"} {
+		_, page := owner.get("/dashboard/qr/" + id)
+		if !strings.Contains(page, `<strong data-testid="qr-opens">`+want+`</strong>`) {
+			t.Errorf("QR page of %s does not say it opens %s", id, want)
+		}
+		_, poster := owner.get("/dashboard/qr/" + id + "/poster")
+		if !strings.Contains(poster, "Opens in "+want) {
+			t.Errorf("poster of %s does not say it opens %s", id, want)
+		}
+	}
+	_, page := owner.get("/dashboard/qr/" + telegramID)
+	if !strings.Contains(page, "https://t.me/teashop_bot/buy?startapp=") {
+		t.Errorf("the Telegram code's page does not show its t.me link")
+	}
+	status, page = owner.get("/dashboard/qr/" + telegramID + "/qr.png")
+	if status != http.StatusOK || !strings.HasPrefix(decodeQR(t, []byte(page)), "https://t.me/teashop_bot/buy?startapp=") {
+		t.Errorf("the downloaded Telegram code: %d", status)
+	}
+	// Two Telegram scans of the Telegram code, then the overview counts them.
+	var token string
+	if err := ta.db.Get(&token, `SELECT token FROM qr_codes WHERE id = $1`, telegramID); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		initData := payments.SignTelegramInitData(tgSampleToken, map[string]string{"user": `{"id":7}`,
+			"start_param": token, "auth_date": strconv.FormatInt(ta.clock.Now().Unix(), 10)})
+		if resp := ta.get("/tg/" + tgID + "?tgWebAppData=" + url.QueryEscape(initData)); resp.Status != http.StatusSeeOther {
+			t.Fatalf("entry: %d", resp.Status)
+		} else if page := ta.get(resp.Header.Get("Location")); page.Status != http.StatusOK {
+			t.Fatalf("checkout: %d %s", page.Status, page.Body)
+		}
+	}
+	if _, home := owner.get("/dashboard"); !strings.Contains(home, "Scans by messenger: Telegram 2") {
+		t.Errorf("the overview does not count Telegram scans")
+	}
+	if _, list = owner.get("/dashboard/qr"); strings.Count(list, `data-testid="qr-row-opens"`) != 2 || !strings.Contains(list, ">Telegram</td>") {
+		t.Errorf("the QR list does not say what each code opens")
+	}
+}
