@@ -128,11 +128,15 @@ type MessengerInput struct {
 	WeChatAppSecret         string
 }
 
+// The forms of messenger settings, as the schema checks them too.
 var (
-	telegramUsernamePattern  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{3,31}$`)
-	telegramAppNamePattern   = regexp.MustCompile(`^[A-Za-z0-9_]{3,30}$`)
-	whatsAppNumberPattern    = regexp.MustCompile(`^[1-9][0-9]{6,14}$`)
-	weChatAppIDPattern       = regexp.MustCompile(`^[A-Za-z0-9_]{4,64}$`)
+	telegramUsernamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{3,31}$`)
+	telegramAppNamePattern  = regexp.MustCompile(`^[A-Za-z0-9_]{3,30}$`)
+	whatsAppNumberPattern   = regexp.MustCompile(`^[1-9][0-9]{6,14}$`)
+	weChatAppIDPattern      = regexp.MustCompile(`^[A-Za-z0-9_]{4,64}$`)
+)
+
+const (
 	messengerSecretBytesMin  = 8
 	messengerSecretBytesMax  = 128
 	messengerSettingsInvalid = "invalid_messenger_settings"
