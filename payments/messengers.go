@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/chatpay/chatpay/internal/ids"
 	"github.com/chatpay/chatpay/internal/problem"
 	"github.com/chatpay/chatpay/qr"
@@ -54,19 +56,6 @@ func LaunchEnvelope(channelID, raw string) string {
 
 // ErrUnknownChannel is the refusal of a launch for a channel chatpay does not know.
 func ErrUnknownChannel() error { return launchRefused("unknown channel") }
-
-// LaunchChannel names the channel a launch text (an envelope or a generic
-// context) is for; empty when it names none.
-func LaunchChannel(raw string) string {
-	if len(raw) > launchEnvelopeBytesMax {
-		return ""
-	}
-	fields, err := url.ParseQuery(raw)
-	if err != nil {
-		return ""
-	}
-	return fields.Get(launchEnvelopeChannel)
-}
 
 // MessengerSettings are what a channel registered for its messenger. The
 // secrets stay in the database: json never shows them.
@@ -315,19 +304,26 @@ type messengerJSON struct {
 
 func (m messengerJSON) input() MessengerInput { return MessengerInput(m) }
 
-// ChannelLink tells package qr how a code opens the channel's messenger
-// (installed with qr.Service.SetChannelLinker). It returns not_found for an
+// ChannelLinker tells package qr how a code opens a channel's messenger
+// (qr.WithChannelLinker). It needs only the pool, so the wiring hands it to
+// qr before the payments service exists. The lookup returns not_found for an
 // unknown channel.
-func (s *Service) ChannelLink(ctx context.Context, channelID string) (qr.ChannelLink, error) {
-	ch, err := s.Channel(ctx, channelID)
-	if err != nil {
-		return qr.ChannelLink{}, err
+func ChannelLinker(db *sqlx.DB) qr.ChannelLinker {
+	return func(ctx context.Context, channelID string) (qr.ChannelLink, error) {
+		var row struct {
+			ID   string `db:"id"`
+			Kind string `db:"kind"`
+			MessengerSettings
+		}
+		err := db.GetContext(ctx, &row, `SELECT id, kind, `+messengerColumns+` FROM channels WHERE id = $1`, channelID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return qr.ChannelLink{}, problem.NotFound("channel")
+		}
+		if err != nil {
+			return qr.ChannelLink{}, fmt.Errorf("get channel link: %w", err)
+		}
+		return channelLink(row.ID, row.Kind, row.MessengerSettings), nil
 	}
-	m, err := s.ChannelMessenger(ctx, channelID)
-	if err != nil {
-		return qr.ChannelLink{}, err
-	}
-	return channelLink(ch.ID, ch.Kind, m), nil
 }
 
 func channelLink(id, kind string, m MessengerSettings) qr.ChannelLink {

@@ -51,10 +51,15 @@ type ChannelLink struct {
 // ChannelLinker returns a channel's link details, or a not_found problem.
 type ChannelLinker func(ctx context.Context, channelID string) (ChannelLink, error)
 
-// SetChannelLinker installs payments' channel lookup for codes that open a
-// messenger. Call it once while wiring, before serving; without it only
-// "web" and "chooser" codes can be made.
-func (s *Service) SetChannelLinker(link ChannelLinker) { s.linkChannel = link }
+// Option configures a Service at construction.
+type Option func(*Service)
+
+// WithChannelLinker gives the service payments' channel lookup for codes
+// that open a messenger (payments.ChannelLinker); without it only "web" and
+// "chooser" codes can be made.
+func WithChannelLinker(link ChannelLinker) Option {
+	return func(s *Service) { s.linkChannel = link }
+}
 
 // WhatsAppTextPrefix starts the message a wa.me code pre-fills; the
 // merchant's WhatsApp bot finds the token after it (docs/messengers.md).

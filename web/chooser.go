@@ -46,11 +46,11 @@ type chooserView struct {
 func (h *Shopper) chooserPage(c echo.Context) error {
 	ctx := c.Request().Context()
 	token := c.Param("token")
-	code, err := h.qr.Resolve(ctx, h.db, token)
+	code, err := h.payments.ScannedCode(ctx, token)
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
-	item, merchant, err := h.catalog.ItemForSale(ctx, h.db, code.TargetID)
+	item, merchant, err := h.payments.OfferedItem(ctx, code.TargetID)
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
@@ -89,7 +89,7 @@ func (h *Shopper) chooserPage(c echo.Context) error {
 func (h *Shopper) chooseMessenger(c echo.Context) error {
 	ctx := c.Request().Context()
 	token, choice := c.Param("token"), c.QueryParam("m")
-	if _, err := h.qr.Resolve(ctx, h.db, token); err != nil {
+	if _, err := h.payments.ScannedCode(ctx, token); err != nil {
 		return h.renderProblem(c, err)
 	}
 	target := "/q/" + token

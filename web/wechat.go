@@ -31,9 +31,9 @@ func NewWeChatPages(shopper *Shopper, oauth *payments.WeChatOAuth) *WeChatPages 
 }
 
 // Register mounts /wx/:channel/authorize and /wx/:channel/callback.
-func (p *WeChatPages) Register(e *echo.Echo) {
-	e.GET("/wx/:channel/authorize", p.authorize)
-	e.GET("/wx/:channel/callback", p.callback)
+func (p *WeChatPages) Register(g *echo.Group) {
+	g.GET("/wx/:channel/authorize", p.authorize)
+	g.GET("/wx/:channel/callback", p.callback)
 }
 
 func (p *WeChatPages) authorize(c echo.Context) error {
