@@ -176,4 +176,3 @@ type FunnelRow struct {
 	RevokedAt *time.Time
 	Scans     int64
 }
-
