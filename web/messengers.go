@@ -128,15 +128,17 @@ func renderMessengerPage(c echo.Context, csp string, status int, name string, da
 
 // telegramEntry is a Telegram channel's Mini App URL (/tg/<channel>, set in
 // @BotFather). Opened from a t.me/<bot>/<app>?startapp=<token> link, it
-// verifies the initData and opens the checkout of the code in start_param.
+// verifies the initData (in the query, or posted by a page as the form field
+// tgWebAppData) and opens the checkout of the code in start_param.
 func (h *Shopper) telegramEntry(c echo.Context) error {
 	channelID := c.Param("channel")
 	if !channelParamPattern.MatchString(channelID) {
 		return h.renderProblem(c, payments.ErrUnknownChannel())
 	}
-	data := c.QueryParam("tgWebAppData")
+	// The query or, from a page that posts it, the form.
+	data := c.FormValue("tgWebAppData")
 	if data == "" {
-		data = c.QueryParam("launch")
+		data = c.FormValue("launch")
 	}
 	if data == "" {
 		return h.renderLaunchBootstrap(c, channelID)

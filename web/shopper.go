@@ -68,6 +68,7 @@ func (h *Shopper) Register(g *echo.Group) {
 	g.POST("/q/:token/topup", h.topUp)
 	g.GET("/receipts/:id", h.receiptPage)
 	g.GET("/tg/:channel", h.telegramEntry)
+	g.POST("/tg/:channel", h.telegramEntry) // a page that posts initData
 	g.GET("/o/:token", h.chooserPage)
 	g.GET("/o/:token/go", h.chooseMessenger)
 }

@@ -210,6 +210,12 @@ func TestTelegramMiniAppBuysTeaCard(t *testing.T) {
 		t.Errorf("order.paid names chat %s, want the group -1001234567890", chat)
 	}
 
+	// A page may also post the initData to the Mini App URL.
+	posted := ta.postForm("/tg/"+firstID, url.Values{"tgWebAppData": {fresh}})
+	if posted.Status != http.StatusSeeOther || !strings.HasPrefix(posted.Header.Get("Location"), "/q/"+token+"?launch=") {
+		t.Errorf("posted initData: %d %s", posted.Status, posted.Header.Get("Location"))
+	}
+
 	// The Mini App's own code asks the channel API whom chatpay sees.
 	who := ta.tma("/v1/channels/"+firstID+"/launch", fresh)
 	if who.Status != http.StatusOK {
