@@ -62,8 +62,12 @@ func (h *AdminHTTP) createChannel(c echo.Context) error {
 		}
 		key = raw
 	}
+	messenger, err := in.messengerJSON.input()
+	if err != nil {
+		return err
+	}
 	created, settings, err := h.service.CreateMessengerChannel(c.Request().Context(),
-		NewChannel{Name: in.Name, Kind: in.Kind, LaunchPublicKey: key}, in.messengerJSON.input())
+		NewChannel{Name: in.Name, Kind: in.Kind, LaunchPublicKey: key}, messenger)
 	if err != nil {
 		return err
 	}

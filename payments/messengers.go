@@ -288,21 +288,42 @@ func (s *Service) verifyMessengerLaunch(ctx context.Context, ch Channel, raw str
 	return VerifyLaunch(data, ch.LaunchKeys(), s.now(), s.launchMaxAge)
 }
 
-// messengerJSON is the admin API's form of MessengerInput.
+// messengerJSON is the admin API's form of MessengerInput. The ids are
+// pointers so that a zero or negative id that was sent is refused, not taken
+// for an absent one.
 type messengerJSON struct {
 	TelegramBotToken        string `json:"telegram_bot_token"`
-	TelegramBotID           int64  `json:"telegram_bot_id"`
+	TelegramBotID           *int64 `json:"telegram_bot_id"`
 	TelegramTestEnvironment bool   `json:"telegram_test_environment"`
 	TelegramBotUsername     string `json:"telegram_bot_username"`
 	TelegramAppShortName    string `json:"telegram_app_short_name"`
 	WhatsAppNumber          string `json:"whatsapp_number"`
-	VKAppID                 int64  `json:"vk_app_id"`
+	VKAppID                 *int64 `json:"vk_app_id"`
 	VKAppSecret             string `json:"vk_app_secret"`
 	WeChatAppID             string `json:"wechat_app_id"`
 	WeChatAppSecret         string `json:"wechat_app_secret"`
 }
 
-func (m messengerJSON) input() MessengerInput { return MessengerInput(m) }
+func (m messengerJSON) input() (MessengerInput, error) {
+	in := MessengerInput{
+		TelegramBotToken: m.TelegramBotToken, TelegramTestEnvironment: m.TelegramTestEnvironment,
+		TelegramBotUsername: m.TelegramBotUsername, TelegramAppShortName: m.TelegramAppShortName,
+		WhatsAppNumber: m.WhatsAppNumber, VKAppSecret: m.VKAppSecret, WeChatAppID: m.WeChatAppID, WeChatAppSecret: m.WeChatAppSecret,
+	}
+	if m.TelegramBotID != nil {
+		if *m.TelegramBotID <= 0 {
+			return in, problem.Field("telegram_bot_id", messengerSettingsInvalid, "a bot id is a positive number")
+		}
+		in.TelegramBotID = *m.TelegramBotID
+	}
+	if m.VKAppID != nil {
+		if *m.VKAppID <= 0 {
+			return in, problem.Field("vk_app_id", messengerSettingsInvalid, "a VK app id is a positive number")
+		}
+		in.VKAppID = *m.VKAppID
+	}
+	return in, nil
+}
 
 // ChannelLinker tells package qr how a code opens a channel's messenger
 // (qr.WithChannelLinker). It needs only the pool, so the wiring hands it to

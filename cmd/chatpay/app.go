@@ -86,8 +86,9 @@ type appConfig struct {
 	// ListenDSN lets the webhook dispatcher LISTEN for new events; empty polls.
 	ListenDSN string
 	Webhooks  webhookConfig
-	// AllowPrivateWebhooks lets webhooks reach loopback (tests, local demo).
-	AllowPrivateWebhooks bool
+	// LoopbackWebhooks lets webhooks reach loopback receivers over http
+	// (tests and the bench, whose receivers take any free port).
+	LoopbackWebhooks bool
 	// Provider funds wallets; nil answers top-ups with provider_unavailable.
 	Provider payments.Provider
 	// OperatorToken turns on the admin API (/v1/admin); empty leaves it off.
@@ -111,8 +112,8 @@ type app struct {
 // built fails start-up: a service that takes money but never tells the
 // messengers is worse than one that does not start.
 func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg appConfig) (*app, error) {
-	if cfg.AllowPrivateWebhooks {
-		cfg.Webhooks.AllowPrivate, cfg.Webhooks.AllowHTTP = true, true
+	if cfg.LoopbackWebhooks {
+		cfg.Webhooks.AllowLoopback, cfg.Webhooks.AllowHTTP = true, true
 	}
 	if cfg.Webhooks.Workers == 0 {
 		cfg.Webhooks.Workers = webhooks.WorkersDefault
@@ -133,7 +134,7 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	}
 	a := &app{
 		services: svc, db: db, logger: logger, cfg: cfg, dispatcher: dispatcher,
-		echo: httpapi.New(httpapi.Options{Logger: logger, Registry: metricsRegistry(db), Ready: readiness(db, migrator)}),
+		echo: httpapi.New(httpapi.Options{Logger: logger, Registry: metricsRegistry(db), Ready: readiness(db, migrator), Locations: createdLocations}),
 	}
 	a.mountRoutes()
 	return a, nil
