@@ -684,3 +684,36 @@ func TestDashboardQRMessengers(t *testing.T) {
 		t.Errorf("the QR list does not say what each code opens")
 	}
 }
+
+// Messenger settings that cannot work are refused with a 422 naming the
+// field, and no channel is written.
+func TestAdminRefusesBadMessengerSettings(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	for name, c := range map[string]struct {
+		body  map[string]any
+		field string
+	}{
+		"ErrBotToken":         {map[string]any{"kind": "telegram", "telegram_bot_token": "not-a-token"}, "telegram_bot_token"},
+		"ErrTokenOtherBot":    {map[string]any{"kind": "telegram", "telegram_bot_token": tgSampleToken, "telegram_bot_id": 5768337691}, "telegram_bot_id"},
+		"ErrZeroBotID":        {map[string]any{"kind": "telegram", "telegram_bot_id": 0}, "telegram_bot_id"},
+		"ErrBotUsername":      {map[string]any{"kind": "telegram", "telegram_bot_id": 1, "telegram_bot_username": "x y"}, "telegram_bot_username"},
+		"ErrAppWithoutBot":    {map[string]any{"kind": "telegram", "telegram_bot_id": 1, "telegram_app_short_name": "buy"}, "telegram_bot_username"},
+		"ErrTelegramOnWeChat": {map[string]any{"kind": "wechat", "telegram_bot_id": 1}, "kind"},
+		"ErrVKWithoutSecret":  {map[string]any{"kind": "vk", "vk_app_id": 6736218}, "vk_app_id"},
+		"ErrWeChatHalf":       {map[string]any{"kind": "wechat", "wechat_app_id": testWeChatAppID}, "wechat_app_secret"},
+		"ErrWhatsAppNumber":   {map[string]any{"kind": "whatsapp", "whatsapp_number": "12"}, "whatsapp_number"},
+		"ErrNumberOnTelegram": {map[string]any{"kind": "telegram", "whatsapp_number": "8613800138000"}, "kind"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c.body["name"] = "Bad channel"
+			resp := ta.call("POST", "/v1/admin/channels", testOperatorToken, "", c.body)
+			doc := wantProblem(t, resp, http.StatusUnprocessableEntity, "validation_failed")
+			if !strings.Contains(mustMarshal(t, doc), `"field":"`+c.field+`"`) {
+				t.Errorf("the refusal does not name %s: %s", c.field, resp.Body)
+			}
+		})
+	}
+	if n := ta.count(`SELECT count(*) FROM channels`); n != 0 {
+		t.Errorf("%d channels written by refused registrations", n)
+	}
+}
