@@ -67,7 +67,7 @@ func newServices(db *sqlx.DB, cfg servicesConfig) (*services, error) {
 		return err
 	}
 	var err error
-	if s.qr, err = qr.NewService(db, now, cfg.PublicBaseURL, checkItem); err != nil {
+	if s.qr, err = qr.NewService(db, now, cfg.PublicBaseURL, checkItem, qr.WithChannelLinker(payments.ChannelLinker(db))); err != nil {
 		return nil, fmt.Errorf("public base URL: %w", err)
 	}
 	s.payments = payments.NewService(db, now, s.ledger, s.catalog, s.qr, payments.Config{
@@ -96,6 +96,8 @@ type appConfig struct {
 	// Live answers /healthz (nil: always live); Collectors join /metrics.
 	Live       httpapi.ReadinessCheck
 	Collectors []prometheus.Collector
+	// WeChat are the Official Account web authorization's URLs (messengers.go).
+	WeChat payments.WeChatEndpoints
 }
 
 // app is the wired service: every domain's routes on one echo instance, and
