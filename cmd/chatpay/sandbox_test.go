@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatpay/chatpay/internal/testdb"
+	"github.com/chatpay/chatpay/payments/sandbox"
+)
+
+// httpClient talks to one serve instance over HTTP, as an integrator would.
+type httpClient struct {
+	t    *testing.T
+	base string
+}
+
+func (hc httpClient) do(method, path, bearer, idemKey string, body any) apiResponse {
+	hc.t.Helper()
+	var reader io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			hc.t.Fatal(err)
+		}
+		reader = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, hc.base+path, reader)
+	if err != nil {
+		hc.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		hc.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+// must sends a request and fails the test unless the answer has status want.
+func (hc httpClient) must(want int, method, path, bearer, idemKey string, body any) map[string]any {
+	hc.t.Helper()
+	r := hc.do(method, path, bearer, idemKey, body)
+	if r.Status != want {
+		hc.t.Fatalf("%s %s: %d %s, want %d", method, path, r.Status, r.Body, want)
+	}
+	return r.JSON(hc.t)
+}
+
+// runCLI runs a chatpay command in-process and returns its output.
+func runCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), args, &out, &errOut, func(string) string { return "" }); err != nil {
+		t.Fatalf("chatpay %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	}
+	return out.String()
+}
+
+var apiKeyLine = regexp.MustCompile(`api key: \S+ (\S+)`)
+
+// sandboxShop sets up a merchant (the CLI, as onboarding does), a channel
+// (the admin API) and the tea card on a running instance.
+func sandboxShop(t *testing.T, hc httpClient, dsn string) (merchantKey, channelKey string) {
+	t.Helper()
+	out := runCLI(t, "merchant", "create", "--database-url", dsn, "--dev-allow-unsafe-durability",
+		"--name", "McDonald's", "--time-zone", "Asia/Shanghai", "--currency", "CNY")
+	m := apiKeyLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no api key in:\n%s", out)
+	}
+	merchantKey = m[1]
+	ch := hc.must(http.StatusCreated, "POST", "/v1/admin/channels", testOperatorToken, "", map[string]any{"name": "Tea bot", "kind": "telegram"})
+	return merchantKey, ch["api_key"].(string)
+}
+
+// The Done-when story of issue 15, through HTTP only against serve --sandbox.
+func TestSandboxTeaCardStoryWithTestClock(t *testing.T) {
+	began := time.Now()
+	dsn := testdb.DSN(t)
+	base, _ := serveInProcess(t, "--sandbox", "--database-url", dsn, "--dev-allow-unsafe-durability",
+		"--webhooks-allow-loopback", "--webhooks-allow-http", "--operator-token", testOperatorToken)
+	hc := httpClient{t: t, base: base}
+	merchantKey, channelKey := sandboxShop(t, hc, dsn)
+	if !strings.HasPrefix(merchantKey, "sk_test_") || !strings.HasPrefix(channelKey, "ck_test_") {
+		t.Fatalf("sandbox keys %.12s… and %.12s…, want sk_test_ and ck_test_", merchantKey, channelKey)
+	}
+	card := teaCard(100)
+	card["per_shopper_limit"] = 10
+	itemID := hc.must(http.StatusCreated, "POST", "/v1/items", merchantKey, "", card)["id"].(string)
+	hooks, receiverURL := startHookReceiver(t)
+	hc.must(http.StatusCreated, "POST", "/v1/webhooks/endpoints", channelKey, "", map[string]any{"url": receiverURL})
+
+	ten := shanghai(t, 2026, 11, 21, 10, 0, 0)
+	clock := hc.must(http.StatusCreated, "POST", "/v1/test-clocks", merchantKey, "", map[string]any{"frozen_time": ten})
+	clockID := clock["id"].(string)
+	advance := func(to time.Time) map[string]any {
+		t.Helper()
+		return hc.must(http.StatusOK, "POST", "/v1/test-clocks/"+clockID+"/advance", merchantKey, "", map[string]any{"to": to})
+	}
+
+	shopperID := hc.must(http.StatusOK, "POST", "/v1/channel/shoppers", channelKey, "", map[string]any{"user_id": "42", "name": "Li"})["id"].(string)
+	hc.must(http.StatusCreated, "POST", "/v1/channel/shoppers/"+shopperID+"/topups", channelKey, "topup-1",
+		map[string]any{"amount": map[string]string{"amount": "30.00", "currency": "CNY"}, "card": sandbox.CardSuccess})
+	buy := func() (orderID, code string) {
+		t.Helper()
+		co := hc.must(http.StatusCreated, "POST", "/v1/channel/checkouts", channelKey, "", map[string]any{
+			"shopper_id": shopperID, "chat_id": "chat-42", "lines": []map[string]any{{"item_id": itemID, "quantity": 1}}})
+		receipt := hc.must(http.StatusOK, "POST", "/v1/channel/checkouts/"+co["id"].(string)+"/confirm", channelKey, "", nil)
+		return receipt["order"].(map[string]any)["id"].(string), receipt["coupons"].([]any)[0].(map[string]any)["code"].(string)
+	}
+	firstOrder, code := buy()
+	paid := hooks.waitFor(t, "order.paid", orderPaidOf(firstOrder), 5*time.Second)
+	if paid.Livemode || !paid.Timestamp.Equal(ten) {
+		t.Fatalf("order.paid livemode=%v timestamp %s, want false and the clock's %s", paid.Livemode, paid.Timestamp, ten)
+	}
+
+	redeem := func(idemKey string, lines []map[string]any) apiResponse {
+		body := map[string]any{"code": code}
+		if lines != nil {
+			body["lines"] = lines
+		}
+		return hc.do("POST", "/v1/redemptions", merchantKey, idemKey, body)
+	}
+	advance(shanghai(t, 2026, 11, 21, 13, 59, 0))
+	doc := wantProblem(t, redeem("r-1359", nil), http.StatusUnprocessableEntity, "outside_time_window")
+	if want := shanghai(t, 2026, 11, 21, 14, 0, 0).UTC().Format(time.RFC3339); doc["next_valid_at"] != want {
+		t.Fatalf("next_valid_at %v, want %s", doc["next_valid_at"], want)
+	}
+	advance(shanghai(t, 2026, 11, 21, 14, 30, 0))
+	wantProblem(t, redeem("r-coffee", []map[string]any{line("TEA-CARD", "tea", "3.00"), line("LATTE", "coffee", "12.00")}),
+		http.StatusUnprocessableEntity, "category_excluded")
+	if r := redeem("r-tea", []map[string]any{line("TEA-CARD", "tea", "3.00")}); r.Status != http.StatusOK {
+		t.Fatalf("tea at 14:30: %d %s", r.Status, r.Body)
+	}
+	wantProblem(t, redeem("r-again", nil), http.StatusUnprocessableEntity, "already_redeemed")
+
+	_, _ = buy() // another coupon, left to expire
+	later := shanghai(t, 2027, 2, 22, 14, 30, 0) // 3 months and 1 day after 14:30 on 21 Nov
+	report := advance(later)
+	if report["coupons_expired"] != float64(1) {
+		t.Fatalf("advance report %v, want one coupon expired", report)
+	}
+	if again := advance(later); again["coupons_expired"] != float64(1) || again["from"] != report["from"] {
+		t.Fatalf("the same advance again: %v, want the first report %v", again, report)
+	}
+	if r := hc.do("POST", "/v1/test-clocks/"+clockID+"/advance", merchantKey, "", map[string]any{"to": ten}); r.Status != http.StatusConflict {
+		t.Fatalf("advance back: %d %s", r.Status, r.Body)
+	}
+	expired := hooks.waitFor(t, "coupon.expired", nil, 5*time.Second)
+	if expired.Livemode {
+		t.Fatal("coupon.expired livemode=true on a sandbox")
+	}
+	balances := hc.must(http.StatusOK, "GET", "/v1/balances", merchantKey, "", nil)
+	if got := balances["breakage"].(map[string]any)["amount"]; got != "3.00" {
+		t.Fatalf("breakage %v, want 3.00: %v", got, balances)
+	}
+	// verify exits non-zero (runCLI fails the test) on any ledger violation.
+	runCLI(t, "verify", "--database-url", dsn, "--dev-allow-unsafe-durability")
+
+	bought := time.Now()
+	next, _ := buy()
+	arrived := hooks.waitFor(t, "order.paid", orderPaidOf(next), 5*time.Second)
+	if took := arrived.At.Sub(bought); took > time.Second {
+		t.Fatalf("the next order.paid of the chat took %s after the advance, want under a second", took)
+	}
+	t.Logf("story done in %s; order.paid after a 3-month advance delivered in %s",
+		time.Since(began).Round(time.Millisecond), arrived.At.Sub(bought).Round(time.Millisecond))
+}
