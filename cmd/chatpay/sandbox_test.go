@@ -150,11 +150,20 @@ func TestSandboxTeaCardStoryWithTestClock(t *testing.T) {
 	wantProblem(t, redeem("r-again", nil), http.StatusUnprocessableEntity, "already_redeemed")
 
 	_, _ = buy() // another coupon, left to expire
+	// A checkout the bot opened (stock reserved) and the shopper never paid.
+	hc.must(http.StatusCreated, "POST", "/v1/channel/checkouts", channelKey, "", map[string]any{
+		"shopper_id": shopperID, "chat_id": "chat-42", "lines": []map[string]any{{"item_id": itemID, "quantity": 1}}})
+	stock := func() float64 { return hc.must(http.StatusOK, "GET", "/v1/items/"+itemID, merchantKey, "", nil)["stock"].(float64) }
+	reserved := stock()
 	later := shanghai(t, 2027, 2, 22, 14, 30, 0) // 3 months and 1 day after 14:30 on 21 Nov
 	report := advance(later)
-	if report["coupons_expired"] != float64(1) {
-		t.Fatalf("advance report %v, want one coupon expired", report)
+	if report["coupons_expired"] != float64(1) || report["checkouts_expired"] != float64(1) {
+		t.Fatalf("advance report %v, want one coupon and one checkout expired", report)
 	}
+	if back := stock(); back != reserved+1 {
+		t.Fatalf("stock %v after the checkout expired, want %v", back, reserved+1)
+	}
+	t.Logf("advance report: %v", report)
 	if again := advance(later); again["coupons_expired"] != float64(1) || again["from"] != report["from"] {
 		t.Fatalf("the same advance again: %v, want the first report %v", again, report)
 	}
@@ -180,4 +189,68 @@ func TestSandboxTeaCardStoryWithTestClock(t *testing.T) {
 	}
 	t.Logf("story done in %s; order.paid after a 3-month advance delivered in %s",
 		time.Since(began).Round(time.Millisecond), arrived.At.Sub(bought).Round(time.Millisecond))
+}
+
+// A live instance and a sandbox each refuse the other's keys, only the
+// sandbox has test clocks, only the sandbox bands its pages, and neither
+// starts on the other's database.
+func TestSandboxAndLiveRefuseEachOther(t *testing.T) {
+	liveDSN, sandboxDSN := testdb.DSN(t), testdb.DSN(t)
+	liveBase, _ := serveInProcess(t, "--database-url", liveDSN, "--dev-allow-unsafe-durability", "--operator-token", testOperatorToken)
+	sandboxBase, _ := serveInProcess(t, "--sandbox", "--database-url", sandboxDSN, "--dev-allow-unsafe-durability", "--operator-token", testOperatorToken)
+	live, test := httpClient{t: t, base: liveBase}, httpClient{t: t, base: sandboxBase}
+	liveKey, liveChannelKey := sandboxShop(t, live, liveDSN)
+	testKey, testChannelKey := sandboxShop(t, test, sandboxDSN)
+	if strings.HasPrefix(liveKey, "sk_test_") || !strings.HasPrefix(liveKey, "sk_") || strings.HasPrefix(liveChannelKey, "ck_test_") {
+		t.Fatalf("live keys %.12s… %.12s…", liveKey, liveChannelKey)
+	}
+	clockBody := map[string]any{"frozen_time": time.Now().UTC()}
+
+	t.Run("LiveRefusesTestKeys", func(t *testing.T) {
+		wantProblem(t, live.do("GET", "/v1/items", testKey, "", nil), http.StatusUnauthorized, "test_key_in_live_mode")
+		wantProblem(t, live.do("POST", "/v1/channel/shoppers", testChannelKey, "", map[string]any{"user_id": "1", "name": "A"}),
+			http.StatusUnauthorized, "test_key_in_live_mode")
+	})
+	t.Run("LiveHasNoTestClocks", func(t *testing.T) {
+		if r := live.do("POST", "/v1/test-clocks", liveKey, "", clockBody); r.Status != http.StatusNotFound {
+			t.Fatalf("POST /v1/test-clocks on a live instance: %d %s", r.Status, r.Body)
+		}
+		if r := live.do("POST", "/v1/test-clocks/clk_x/advance", liveKey, "", map[string]any{"to": time.Now()}); r.Status != http.StatusNotFound {
+			t.Fatalf("advance on a live instance: %d %s", r.Status, r.Body)
+		}
+	})
+	t.Run("SandboxRefusesLiveKeys", func(t *testing.T) {
+		wantProblem(t, test.do("GET", "/v1/items", liveKey, "", nil), http.StatusUnauthorized, "live_key_in_test_mode")
+		wantProblem(t, test.do("POST", "/v1/test-clocks", liveKey, "", clockBody), http.StatusUnauthorized, "live_key_in_test_mode")
+		wantProblem(t, test.do("POST", "/v1/channel/shoppers", liveChannelKey, "", map[string]any{"user_id": "1", "name": "A"}),
+			http.StatusUnauthorized, "live_key_in_test_mode")
+	})
+	t.Run("SandboxHasTestClocks", func(t *testing.T) {
+		test.must(http.StatusCreated, "POST", "/v1/test-clocks", testKey, "", clockBody)
+		wantProblem(t, test.do("POST", "/v1/test-clocks", testKey, "", clockBody), http.StatusConflict, "test_clock_exists")
+	})
+	t.Run("OnlyTheSandboxShowsTheBand", func(t *testing.T) {
+		for _, path := range []string{"/dashboard/login", "/q/aaaaaaaaaaaaaaaaaaaaaaaaaa"} {
+			sandboxPage, livePage := test.do("GET", path, "", "", nil), live.do("GET", path, "", "", nil)
+			if !bytes.Contains(sandboxPage.Body, []byte("Test mode")) || !strings.HasPrefix(sandboxPage.Header.Get("Content-Type"), "text/html") {
+				t.Fatalf("sandbox %s (%d) has no Test mode band:\n%.400s", path, sandboxPage.Status, sandboxPage.Body)
+			}
+			if bytes.Contains(livePage.Body, []byte("Test mode")) || livePage.Status != sandboxPage.Status {
+				t.Fatalf("live %s: %d (sandbox %d), band present %v", path, livePage.Status, sandboxPage.Status, bytes.Contains(livePage.Body, []byte("Test mode")))
+			}
+		}
+	})
+	t.Run("NeitherStartsOnTheOthersDatabase", func(t *testing.T) {
+		for _, c := range []struct{ args []string }{
+			{[]string{"serve", "--sandbox", "--database-url", liveDSN}},
+			{[]string{"serve", "--database-url", sandboxDSN}},
+		} {
+			var out bytes.Buffer
+			args := append(c.args, "--dev-allow-unsafe-durability", "--listen", freeAddr(t))
+			err := run(context.Background(), args, &out, &out, func(string) string { return "" })
+			if err == nil || !strings.Contains(err.Error(), "instance mode mismatch") {
+				t.Fatalf("%v: want a mode mismatch, got %v\n%s", c.args, err, out.String())
+			}
+		}
+	})
 }
