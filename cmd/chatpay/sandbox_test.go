@@ -153,7 +153,9 @@ func TestSandboxTeaCardStoryWithTestClock(t *testing.T) {
 	// A checkout the bot opened (stock reserved) and the shopper never paid.
 	hc.must(http.StatusCreated, "POST", "/v1/channel/checkouts", channelKey, "", map[string]any{
 		"shopper_id": shopperID, "chat_id": "chat-42", "lines": []map[string]any{{"item_id": itemID, "quantity": 1}}})
-	stock := func() float64 { return hc.must(http.StatusOK, "GET", "/v1/items/"+itemID, merchantKey, "", nil)["stock"].(float64) }
+	stock := func() float64 {
+		return hc.must(http.StatusOK, "GET", "/v1/items/"+itemID, merchantKey, "", nil)["stock"].(float64)
+	}
 	reserved := stock()
 	later := shanghai(t, 2027, 2, 22, 14, 30, 0) // 3 months and 1 day after 14:30 on 21 Nov
 	report := advance(later)
