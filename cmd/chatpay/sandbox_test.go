@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chatpay/chatpay/internal/testdb"
+	"github.com/chatpay/chatpay/ledger"
 	"github.com/chatpay/chatpay/payments/sandbox"
 )
 
@@ -255,4 +257,38 @@ func TestSandboxAndLiveRefuseEachOther(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Tills and CI jobs retry: concurrent advances of one clock to the same
+// instant run the expiry once and all answer the same report.
+func TestConcurrentAdvancesRunOnce(t *testing.T) {
+	ta := startTestAppWith(t, storyStart, func(cfg *appConfig) { cfg.Sandbox = true })
+	shop := ta.teaShop(100)
+	clock := ta.call("POST", "/v1/test-clocks", shop.key, "", map[string]any{"frozen_time": storyStart})
+	if clock.Status != http.StatusCreated {
+		t.Fatalf("clock: %d %s", clock.Status, clock.Body)
+	}
+	ta.buy(shop, "42", map[string]int{shop.itemID: 1})
+	to := storyStart.AddDate(0, 3, 1)
+	const advancers = 8
+	reports := make([]apiResponse, advancers)
+	var wg sync.WaitGroup
+	for i := range advancers {
+		wg.Go(func() {
+			reports[i] = ta.call("POST", "/v1/test-clocks/"+clock.JSON(t)["id"].(string)+"/advance", shop.key, "", map[string]any{"to": to})
+		})
+	}
+	wg.Wait()
+	for i, r := range reports {
+		if r.Status != http.StatusOK || !bytes.Equal(r.Body, reports[0].Body) {
+			t.Fatalf("advance %d: %d %s, want the same report as %s", i, r.Status, r.Body, reports[0].Body)
+		}
+	}
+	if n := ta.count(`SELECT count(*) FROM webhook_events WHERE type = 'coupon.expired'`); n != 1 {
+		t.Fatalf("%d coupon.expired events, want 1", n)
+	}
+	if b := ta.balance(ledger.MerchantBreakage(shop.merchant.ID)); b != 300 {
+		t.Fatalf("breakage %d, want 300", b)
+	}
+	assertVerifyClean(t, ta)
 }
