@@ -165,8 +165,16 @@ func (s *Service) AdvanceTestClock(ctx context.Context, merchantID, id string, t
 		return report, err
 	}
 	// Top-ups belong to shoppers, not to the merchant, and ask the provider:
-	// they settle after the clock's transaction, as the real job does.
-	settled, err := s.ReconcileTopUps(ctx, testClockTopUpsBatchMax)
+	// they settle after the clock's transaction, as the real job does, at the
+	// later of the real time and the clock's (a clock in the past must not
+	// hold back what the real job would settle).
+	at := func() time.Time {
+		if now := s.now(); now.After(to) {
+			return now
+		}
+		return to
+	}
+	settled, err := s.reconcileTopUpsAt(ctx, at, testClockTopUpsBatchMax)
 	report.TopUpsSettled = settled.Succeeded + settled.Failed
 	return report, err
 }

@@ -292,3 +292,32 @@ func TestConcurrentAdvancesRunOnce(t *testing.T) {
 	}
 	assertVerifyClean(t, ta)
 }
+
+// A top-up whose outcome is unknown (the connection was reset) settles when
+// a test clock moves past the abandon time, as the reconciliation job would
+// settle it in real time.
+func TestAdvanceSettlesUnknownTopUps(t *testing.T) {
+	ta := startTestAppWith(t, storyStart, func(cfg *appConfig) { cfg.Sandbox = true })
+	shop := ta.teaShop(10)
+	clock := ta.call("POST", "/v1/test-clocks", shop.key, "", map[string]any{"frozen_time": storyStart})
+	if clock.Status != http.StatusCreated {
+		t.Fatalf("clock: %d %s", clock.Status, clock.Body)
+	}
+	shopper := ta.call("POST", "/v1/channel/shoppers", shop.channel.APIKey, "", map[string]any{"user_id": "7", "name": "Wang"})
+	shopperID := shopper.JSON(t)["id"].(string)
+	topUp := ta.call("POST", "/v1/channel/shoppers/"+shopperID+"/topups", shop.channel.APIKey, "reset-1",
+		map[string]any{"amount": map[string]string{"amount": "50.00", "currency": "CNY"}, "card": sandbox.CardReset})
+	if topUp.Status != http.StatusAccepted || topUp.JSON(t)["status"] != "unknown" {
+		t.Fatalf("top-up with the reset card: %d %s", topUp.Status, topUp.Body)
+	}
+	report := ta.call("POST", "/v1/test-clocks/"+clock.JSON(t)["id"].(string)+"/advance", shop.key, "",
+		map[string]any{"to": storyStart.Add(time.Hour)})
+	if report.Status != http.StatusOK || report.JSON(t)["top_ups_settled"] != float64(1) {
+		t.Fatalf("advance: %d %s, want one top-up settled", report.Status, report.Body)
+	}
+	got := ta.call("GET", "/v1/channel/shoppers/"+shopperID+"/topups/"+topUp.JSON(t)["id"].(string), shop.channel.APIKey, "", nil)
+	if got.JSON(t)["status"] != "failed" {
+		t.Fatalf("the reset top-up after the advance: %s, want failed", got.Body)
+	}
+	assertVerifyClean(t, ta)
+}
