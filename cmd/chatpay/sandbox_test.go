@@ -321,3 +321,53 @@ func TestAdvanceSettlesUnknownTopUps(t *testing.T) {
 	}
 	assertVerifyClean(t, ta)
 }
+
+// chat-sim, the reference messenger backend, works against a sandbox as it
+// is: it verifies the signature (made at the real time) and prints the
+// message of an event stamped at the test clock's time.
+func TestChatSimAgainstSandbox(t *testing.T) {
+	dsn := testdb.DSN(t)
+	base, _ := serveInProcess(t, "--sandbox", "--database-url", dsn, "--dev-allow-unsafe-durability",
+		"--webhooks-allow-loopback", "--webhooks-allow-http", "--operator-token", testOperatorToken)
+	hc := httpClient{t: t, base: base}
+	merchantKey, channelKey := sandboxShop(t, hc, dsn)
+	itemID := hc.must(http.StatusCreated, "POST", "/v1/items", merchantKey, "", teaCard(10))["id"].(string)
+	hc.must(http.StatusCreated, "POST", "/v1/test-clocks", merchantKey, "", map[string]any{"frozen_time": shanghai(t, 2026, 11, 21, 10, 0, 0)})
+
+	simAddr := freeAddr(t)
+	endpoint := hc.must(http.StatusCreated, "POST", "/v1/webhooks/endpoints", channelKey, "", map[string]any{"url": "http://" + simAddr + "/"})
+	var stdout, stderr lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"chat-sim", "--listen", simAddr, "--secret", endpoint["secret"].(string)}, &stdout, &stderr, func(string) string { return "" })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("chat-sim: %v", err)
+		}
+	})
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 10s; chat-sim said:\n%s\n%s", what, stdout.String(), stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitUntil("chat-sim", func() bool { return strings.Contains(stdout.String(), "listening") })
+
+	shopperID := hc.must(http.StatusOK, "POST", "/v1/channel/shoppers", channelKey, "", map[string]any{"user_id": "42", "name": "Li"})["id"].(string)
+	hc.must(http.StatusCreated, "POST", "/v1/channel/shoppers/"+shopperID+"/topups", channelKey, "topup-1",
+		map[string]any{"amount": map[string]string{"amount": "10.00", "currency": "CNY"}, "card": sandbox.CardSuccess})
+	co := hc.must(http.StatusCreated, "POST", "/v1/channel/checkouts", channelKey, "", map[string]any{
+		"shopper_id": shopperID, "chat_id": "chat-42", "lines": []map[string]any{{"item_id": itemID, "quantity": 1}}})
+	hc.must(http.StatusOK, "POST", "/v1/channel/checkouts/"+co["id"].(string)+"/confirm", channelKey, "", nil)
+	waitUntil("order message in the chat", func() bool { return strings.Contains(stdout.String(), "[chat chat-42] Paid 3.00 CNY") })
+	if strings.Contains(stderr.String(), "rejected") {
+		t.Fatalf("chat-sim rejected a sandbox webhook:\n%s", stderr.String())
+	}
+}
