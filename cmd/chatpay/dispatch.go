@@ -86,6 +86,9 @@ func runDispatch(ctx context.Context, env *environment, args []string) error {
 	}
 	defer closeDB()
 	wc.warnDevelopment(logger)
+	if wc.Test, err = sandboxDatabase(ctx, db); err != nil {
+		return err
+	}
 	d, err := wc.dispatcher(db, cfg.DatabaseURL, logger)
 	if err != nil {
 		return err
