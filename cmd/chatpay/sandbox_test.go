@@ -371,3 +371,17 @@ func TestChatSimAgainstSandbox(t *testing.T) {
 		t.Fatalf("chat-sim rejected a sandbox webhook:\n%s", stderr.String())
 	}
 }
+
+// A sandbox talks to the sandbox card provider only: a provider URL off this
+// machine refuses to start (nothing is contacted; the check is on the URL).
+func TestSandboxRefusesARemoteProvider(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--sandbox", "--database-url", testdb.DSN(t), "--dev-allow-unsafe-durability",
+		"--listen", freeAddr(t), "--provider-url", "https://provider.invalid/"}, &out, &out, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "sandbox card provider only") {
+		t.Fatalf("want a refusal of the remote provider, got %v\n%s", err, out.String())
+	}
+	if !loopbackURL("http://127.0.0.1:8070") || !loopbackURL("http://[::1]:8070") || loopbackURL("https://10.0.0.1/") {
+		t.Fatal("loopbackURL misjudges an address")
+	}
+}
