@@ -69,7 +69,7 @@ func newServices(db *sqlx.DB, cfg servicesConfig) (*services, error) {
 		return err
 	}
 	var err error
-	if s.qr, err = qr.NewService(db, now, cfg.PublicBaseURL, checkItem); err != nil {
+	if s.qr, err = qr.NewService(db, now, cfg.PublicBaseURL, checkItem, qr.WithChannelLinker(payments.ChannelLinker(db))); err != nil {
 		return nil, fmt.Errorf("public base URL: %w", err)
 	}
 	s.payments = payments.NewService(db, now, s.ledger, s.catalog, s.qr, payments.Config{
@@ -95,6 +95,8 @@ type appConfig struct {
 	Provider payments.Provider
 	// OperatorToken turns on the admin API (/v1/admin); empty leaves it off.
 	OperatorToken string
+	// WeChat are the Official Account web authorization's URLs (messengers.go).
+	WeChat payments.WeChatEndpoints
 	// Sandbox is a test-mode instance (serve --sandbox; sandbox_mode.go).
 	Sandbox bool
 }
