@@ -29,8 +29,7 @@ var (
 // go test ./cmd/chatpay -run TestAPIFuzz -apifuzz.examples 1000 -apifuzz.seeds 10
 func TestAPIFuzz(t *testing.T) {
 	start := time.Date(2026, 12, 1, 6, 30, 0, 0, time.UTC) // 14:30 in Shanghai
-	// A sandbox: every live operation plus the test clocks.
-	ta := startTestAppWith(t, start, func(cfg *appConfig) { cfg.Sandbox = true })
+	ta := startTestApp(t, start)
 	fx := newFuzzFixtures(t, ta)
 	doc, err := openapi3.NewLoader().LoadFromData(httpapi.OpenAPI)
 	if err != nil {
@@ -94,8 +93,6 @@ type fuzzFixtures struct {
 	shopperID     string
 	channelID     string
 	merchantID    string
-	// start is the run's clock; clockAt is where the fixture test clock goes next.
-	start, clockAt time.Time
 }
 
 func newFuzzFixtures(t *testing.T, ta *testApp) *fuzzFixtures {
@@ -114,7 +111,6 @@ func newFuzzFixtures(t *testing.T, ta *testApp) *fuzzFixtures {
 	orderID := receipt["order"].(map[string]any)["id"].(string)
 	qrCode := ta.call("POST", "/v1/qr-codes", key, "", map[string]any{"item_id": itemID, "placement": "counter"}).JSON(t)
 	endpoint := ta.call("POST", "/v1/webhooks/endpoints", key, "", map[string]any{"url": "https://127.0.0.1:9/hook"}).JSON(t)
-	clock := ta.call("POST", "/v1/test-clocks", key, "", map[string]any{"frozen_time": ta.clock.Now()}).JSON(t)
 	open := ta.call("POST", "/v1/channel/checkouts", ch.APIKey, "", map[string]any{
 		"shopper_id": shopperID, "lines": []map[string]any{{"item_id": itemID, "quantity": 1}}}).JSON(t)
 	str := func(v any) string { s, _ := v.(string); return s }
@@ -133,10 +129,8 @@ func newFuzzFixtures(t *testing.T, ta *testApp) *fuzzFixtures {
 			"/v1/admin/channels/{id}":              {ch.Channel.ID},
 			"/v1/admin/merchants/{id}":             {m.ID},
 			"/v1/ledger/accounts/{kind}/statement": {"available", "deferred", "breakage"},
-			"/v1/test-clocks/{id}":                 {str(clock["id"])},
 		},
 		itemID: itemID, shopperID: shopperID, channelID: ch.Channel.ID, merchantID: m.ID,
-		start: ta.clock.Now(), clockAt: ta.clock.Now(),
 	}
 }
 
@@ -165,12 +159,6 @@ func (fx *fuzzFixtures) hints() apifuzz.Hints {
 		"time_zone":  constant("Asia/Shanghai"),
 		"status":     constant("active"), // suspending the merchant would end the run's credentials
 		"quantity":   func(r *rand.Rand) any { return 1 + r.IntN(2) },
-		// The clock moves forward by minutes, so the run stays near its start.
-		"frozen_time": constant(fx.start.Format(time.RFC3339)),
-		"to": func(r *rand.Rand) any {
-			fx.clockAt = fx.clockAt.Add(time.Duration(r.IntN(10)) * time.Minute)
-			return fx.clockAt.Format(time.RFC3339)
-		},
 	}
 }
 

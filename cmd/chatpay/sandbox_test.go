@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"strings"
@@ -12,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/chatpay/chatpay/internal/apifuzz"
+	"github.com/chatpay/chatpay/internal/httpapi"
 	"github.com/chatpay/chatpay/internal/testdb"
 	"github.com/chatpay/chatpay/ledger"
 	"github.com/chatpay/chatpay/payments/sandbox"
@@ -384,4 +389,52 @@ func TestSandboxRefusesARemoteProvider(t *testing.T) {
 	if !loopbackURL("http://127.0.0.1:8070") || !loopbackURL("http://[::1]:8070") || loopbackURL("https://10.0.0.1/") {
 		t.Fatal("loopbackURL misjudges an address")
 	}
+}
+
+// TestAPIFuzzTestClocks is TestAPIFuzz for the sandbox-only operations: the
+// test clocks, on a sandbox with the same fixtures. (TestAPIFuzz runs on a
+// live instance, where they answer 404.)
+func TestAPIFuzzTestClocks(t *testing.T) {
+	start := time.Date(2026, 12, 1, 6, 30, 0, 0, time.UTC)
+	ta := startTestAppWith(t, start, func(cfg *appConfig) { cfg.Sandbox = true })
+	fx := newFuzzFixtures(t, ta)
+	key := strings.TrimPrefix(fx.authorization["merchantKey"], "Bearer ")
+	clock := ta.call("POST", "/v1/test-clocks", key, "", map[string]any{"frozen_time": start})
+	if clock.Status != http.StatusCreated {
+		t.Fatalf("clock: %d %s", clock.Status, clock.Body)
+	}
+	fx.ids["/v1/test-clocks/{id}"] = []string{clock.JSON(t)["id"].(string)}
+	hints := fx.hints()
+	// The clock moves forward by minutes, so the run stays near its start.
+	clockAt := start
+	hints["frozen_time"] = func(*rand.Rand) any { return start.Format(time.RFC3339) }
+	hints["to"] = func(r *rand.Rand) any {
+		clockAt = clockAt.Add(time.Duration(r.IntN(10)) * time.Minute)
+		return clockAt.Format(time.RFC3339)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(httpapi.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total apifuzz.Report
+	for seed := 1; seed <= *fuzzAPISeeds; seed++ {
+		report, err := apifuzz.Run(context.Background(), apifuzz.Config{
+			BaseURL: ta.URL, Doc: doc, Client: &http.Client{Timeout: 10 * time.Second}, Seed: uint64(seed),
+			ExamplesPerOperation: *fuzzAPIExamples, Authorization: fx.authorization, PathValue: fx.pathValue,
+			Hints: hints, Deadline: time.Now().Add(2 * time.Minute), Now: start,
+			Skip: func(method, path string) bool { return !strings.HasPrefix(path, "/v1/test-clocks") },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		total.Requests += report.Requests
+		total.Operations = report.Operations
+		total.Failures = append(total.Failures, report.Failures...)
+	}
+	t.Logf("apifuzz (test clocks): %d requests, %d operations, %d failures", total.Requests, total.Operations, len(total.Failures))
+	if total.Operations != 3 {
+		t.Fatalf("fuzzed %d operations, want the 3 test-clock ones", total.Operations)
+	}
+	reportFuzzFailures(t, total.Failures)
+	assertVerifyClean(t, ta)
 }
