@@ -61,6 +61,9 @@ type Config struct {
 	Provider Provider
 	// Outbox writes the events; nil writes them without its prepared statements.
 	Outbox *webhooks.Service
+	// Sandbox makes a test-mode service: channel keys are ck_test_… and
+	// test clocks apply (testclock.go).
+	Sandbox bool
 }
 
 // Service runs the payment flows.
@@ -77,6 +80,8 @@ type Service struct {
 	outbox       *webhooks.Service
 	// stmts runs the statements of every purchase prepared.
 	stmts *database.Stmts
+	// sandbox is Config.Sandbox.
+	sandbox bool
 }
 
 // NewService wires the payment flows to their collaborators.
@@ -87,7 +92,7 @@ func NewService(db *sqlx.DB, now func() time.Time, l *ledger.Ledger, c *catalog.
 	return &Service{
 		db: db, now: now, ledger: l, catalog: c, qr: q,
 		fee: cfg.PlatformFee, checkoutTTL: cfg.CheckoutTTL, launchMaxAge: cfg.LaunchMaxAge,
-		provider: cfg.Provider, outbox: cfg.Outbox, stmts: database.NewStmts(db),
+		provider: cfg.Provider, outbox: cfg.Outbox, stmts: database.NewStmts(db), sandbox: cfg.Sandbox,
 	}
 }
 
