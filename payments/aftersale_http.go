@@ -271,7 +271,11 @@ func (h *HTTP) statement(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page, err := h.service.Statement(c.Request().Context(), ref, currency, c.QueryParam("cursor"), limit)
+	cursor := c.QueryParam("cursor")
+	if len(cursor) > statementCursorLengthMax {
+		return problem.Field("cursor", "invalid_cursor", "a statement cursor has at most %d characters; pass next_cursor as it came", statementCursorLengthMax)
+	}
+	page, err := h.service.Statement(c.Request().Context(), ref, currency, cursor, limit)
 	if err != nil {
 		return err
 	}
@@ -287,6 +291,10 @@ func (h *HTTP) statement(c echo.Context) error {
 
 // statementJSON is a list like every other ({data, next_cursor}) with the
 // account it belongs to.
+// statementCursorLengthMax is the longest cursor a statement hands out (two
+// integers), as openapi.yaml says.
+const statementCursorLengthMax = 64
+
 type statementJSON struct {
 	Account  string `json:"account"`
 	Currency string `json:"currency"`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -103,6 +104,9 @@ func (s *Service) CreateCheckout(ctx context.Context, tx *sqlx.Tx, req CheckoutR
 	chatID := req.ChatID
 	if chatID == "" {
 		chatID = req.Shopper.ExternalUserID
+	}
+	if utf8.RuneCountInString(chatID) > ChatIDLengthMax {
+		return Checkout{}, problem.Field("chat_id", "too_long", "a chat id has at most %d characters", ChatIDLengthMax)
 	}
 	co := Checkout{
 		ID: ids.New("chk"), MerchantID: merchant.ID, ShopperID: req.Shopper.ID, ChatID: chatID,

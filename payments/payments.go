@@ -31,7 +31,9 @@ const (
 	CheckoutTTLMax     = 24 * time.Hour
 	// CheckoutTTLMin is the shortest hold a caller may ask for: less cannot
 	// survive one slow round trip from the chat.
-	CheckoutTTLMin      = 30 * time.Second
+	CheckoutTTLMin = 30 * time.Second
+	// ChatIDLengthMax bounds where to answer, in characters, as the schema does.
+	ChatIDLengthMax     = 256
 	LinesMax            = 20
 	LineQuantityMax     = 100
 	ListPageSizeMax     = 100

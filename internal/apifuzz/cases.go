@@ -97,8 +97,8 @@ func mutate(g *generator, o operation, d *draft) {
 	switch d.mutation {
 	case mutHostileString:
 		j := g.rand.IntN(len(hostileStrings))
-		d.mustRefuse = j < refusedHostileStrings
-		setRandomString(g, d.body, hostileStrings[j])
+		// An empty body has nowhere to put the string: nothing to refuse.
+		d.mustRefuse = setRandomString(g, d.body, hostileStrings[j]) && j < refusedHostileStrings
 	case mutWrongType:
 		setRandomMember(g, d.body, wrongTypes[g.rand.IntN(len(wrongTypes))])
 	case mutOutOfRange:
@@ -204,7 +204,7 @@ func setRandomMember(g *generator, body any, value raw) {
 	}
 }
 
-func setRandomString(g *generator, body any, value raw) {
+func setRandomString(g *generator, body any, value raw) bool {
 	var all, texts []*member
 	slots(body, &all)
 	for _, m := range all {
@@ -215,9 +215,11 @@ func setRandomString(g *generator, body any, value raw) {
 	if len(texts) == 0 {
 		texts = all
 	}
-	if len(texts) > 0 {
-		texts[g.rand.IntN(len(texts))].value = value
+	if len(texts) == 0 {
+		return false
 	}
+	texts[g.rand.IntN(len(texts))].value = value
+	return true
 }
 
 func outOfRangeMember(g *generator, s *openapi3.Schema, body any) any {
