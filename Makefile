@@ -5,7 +5,12 @@ GO        ?= go
 BIN       := bin/chatpay
 GOTESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: run test build vet ensure-postgres ensure-chromium clean
+.PHONY: run test build vet ensure-postgres ensure-chromium ensure-stripe-mock clean
+
+# Stripe's own mock server, a Go module, for the Stripe provider's tests
+# (payments/stripe/stripemock runs it on loopback). Pinned: its OpenAPI
+# document and fixtures are what the tests are checked against.
+STRIPE_MOCK_VERSION ?= v0.203.0
 
 build:
 	$(GO) build -o $(BIN) ./cmd/chatpay
@@ -13,7 +18,7 @@ build:
 run: ensure-postgres build
 	./$(BIN) serve --demo
 
-test: ensure-postgres ensure-chromium
+test: ensure-postgres ensure-chromium ensure-stripe-mock
 	$(GO) vet ./...
 	$(GO) test $(GOTESTFLAGS) ./...
 
@@ -50,6 +55,14 @@ ensure-chromium:
 	fi; \
 	$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends chromium || { \
 		echo "Installing Chromium failed. Install it yourself: sudo apt-get install chromium" >&2; exit 1; }
+
+# Installs stripe-mock into bin/ with the Go toolchain (GOBIN), unless it is
+# there already.
+ensure-stripe-mock:
+	@if [ -x bin/stripe-mock ]; then exit 0; fi; \
+	echo "stripe-mock is missing; installing github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION) into bin/..."; \
+	GOBIN="$(CURDIR)/bin" $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION) || { \
+		echo "Installing stripe-mock failed. Install it yourself: GOBIN=$(CURDIR)/bin go install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)" >&2; exit 1; }
 
 clean:
 	rm -rf bin

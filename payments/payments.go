@@ -56,6 +56,9 @@ type Config struct {
 	// Provider funds wallets (top-ups); nil answers top-ups with
 	// provider_unavailable.
 	Provider Provider
+	// Providers finds the real payment provider (Stripe, WeChat Pay) a
+	// merchant takes top-ups with; nil leaves every merchant on Provider.
+	Providers ProviderDirectory
 	// Outbox writes the events; nil writes them without its prepared statements.
 	Outbox *webhooks.Service
 }
@@ -71,6 +74,7 @@ type Service struct {
 	checkoutTTL  time.Duration
 	launchMaxAge time.Duration
 	provider     Provider
+	hosted       ProviderDirectory
 	outbox       *webhooks.Service
 	// stmts runs the statements of every purchase prepared.
 	stmts *database.Stmts
@@ -84,7 +88,7 @@ func NewService(db *sqlx.DB, now func() time.Time, l *ledger.Ledger, c *catalog.
 	return &Service{
 		db: db, now: now, ledger: l, catalog: c, qr: q,
 		fee: cfg.PlatformFee, checkoutTTL: cfg.CheckoutTTL, launchMaxAge: cfg.LaunchMaxAge,
-		provider: cfg.Provider, outbox: cfg.Outbox, stmts: database.NewStmts(db),
+		provider: cfg.Provider, hosted: cfg.Providers, outbox: cfg.Outbox, stmts: database.NewStmts(db),
 	}
 }
 
