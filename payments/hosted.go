@@ -139,11 +139,11 @@ type ProviderDirectory interface {
 // HostedTopUp is a top-up paid on a provider's page.
 type HostedTopUp struct {
 	TopUp
-	Method        string          `db:"method"`
-	MerchantID    sql.NullString  `db:"merchant_id"`
-	PaymentID     sql.NullString  `db:"payment_id"`
-	PaymentPage   []byte          `db:"payment_page"`
-	RefundedMinor int64           `db:"refunded_minor"`
+	Method        string         `db:"method"`
+	MerchantID    sql.NullString `db:"merchant_id"`
+	PaymentID     sql.NullString `db:"payment_id"`
+	PaymentPage   []byte         `db:"payment_page"`
+	RefundedMinor int64          `db:"refunded_minor"`
 }
 
 const hostedColumns = topUpColumns + `, method, merchant_id, payment_id, payment_page, refunded_minor`
