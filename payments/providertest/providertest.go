@@ -35,8 +35,8 @@ type Env struct {
 var Start = time.Date(2026, 11, 21, 6, 30, 0, 0, time.UTC)
 
 // New wires a payments service whose merchant takes top-ups with the
-// provider that newProvider returns.
-func New(t testing.TB, newProvider func(merchantID string) payments.HostedProvider) *Env {
+// provider that newProvider returns; newProvider gets the test's clock.
+func New(t testing.TB, newProvider func(merchantID string, clock *fakeclock.Clock) payments.HostedProvider) *Env {
 	t.Helper()
 	db := testdb.New(t)
 	clock := fakeclock.New(Start)
@@ -52,7 +52,7 @@ func New(t testing.TB, newProvider func(merchantID string) payments.HostedProvid
 	}
 	l := ledger.New(clock.Now)
 	s := payments.NewService(db, clock.Now, l, cat, q, payments.Config{
-		Providers: payments.StaticProviders{m.ID: newProvider(m.ID)},
+		Providers: payments.StaticProviders{m.ID: newProvider(m.ID, clock)},
 	})
 	ch, err := s.CreateChannel(ctx, payments.NewChannel{Name: "Tea bot", Kind: "wechat"})
 	if err != nil {

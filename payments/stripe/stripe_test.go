@@ -9,6 +9,7 @@ import (
 
 	"github.com/stripe/stripe-go/v82/webhook"
 
+	"github.com/chatpay/chatpay/internal/fakeclock"
 	"github.com/chatpay/chatpay/internal/problem"
 	"github.com/chatpay/chatpay/internal/testdb"
 	"github.com/chatpay/chatpay/payments"
@@ -29,7 +30,7 @@ type bench struct {
 func newBench(t *testing.T) *bench {
 	t.Helper()
 	mock := stripemock.Start(t)
-	env := providertest.New(t, func(string) payments.HostedProvider {
+	env := providertest.New(t, func(string, *fakeclock.Clock) payments.HostedProvider {
 		p, err := stripe.New(stripe.Config{SecretKey: "sk_test_chatpay", WebhookSecret: webhookSecret, BaseURL: mock.URL, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
