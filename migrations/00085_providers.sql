@@ -18,6 +18,9 @@ ALTER TABLE topups
     -- What the shopper's page needs to pay (redirect URL, QR content, signed
     -- JSAPI parameters), as the provider gave it; never a card number.
     ADD COLUMN payment_page   jsonb,
+    -- Where the provider sends the shopper back: part of the request that
+    -- the provider's idempotency key stands for, so it is kept to repeat it.
+    ADD COLUMN return_url     text   CHECK (length(return_url) <= 2048),
     ADD COLUMN refunded_minor bigint NOT NULL DEFAULT 0,
     ADD CONSTRAINT topups_refunded_le_amount CHECK (refunded_minor BETWEEN 0 AND amount_minor),
     ADD CONSTRAINT topups_hosted_has_merchant CHECK ((method = 'card') = (merchant_id IS NULL));
@@ -84,6 +87,7 @@ ALTER TABLE topups
     DROP CONSTRAINT topups_hosted_has_merchant,
     DROP CONSTRAINT topups_refunded_le_amount,
     DROP COLUMN refunded_minor,
+    DROP COLUMN return_url,
     DROP COLUMN payment_page,
     DROP COLUMN payment_id,
     DROP COLUMN merchant_id,

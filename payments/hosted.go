@@ -40,6 +40,8 @@ const (
 	// at the provider and, once closed without capture, fails the top-up:
 	// after the provider's own expiry, so a shopper paying is never cut off.
 	HostedAbandonAfter = HostedPaymentTTL + 5*time.Minute
+	// returnURLLengthMax bounds the URL a provider sends the shopper back to.
+	returnURLLengthMax = 2048
 	// notificationBytesMax bounds a provider notification's body.
 	notificationBytesMax = 64 << 10
 )
@@ -144,9 +146,10 @@ type HostedTopUp struct {
 	PaymentID     sql.NullString `db:"payment_id"`
 	PaymentPage   []byte         `db:"payment_page"`
 	RefundedMinor int64          `db:"refunded_minor"`
+	ReturnURL     sql.NullString `db:"return_url"`
 }
 
-const hostedColumns = topUpColumns + `, method, merchant_id, payment_id, payment_page, refunded_minor`
+const hostedColumns = topUpColumns + `, method, merchant_id, payment_id, payment_page, refunded_minor, return_url`
 
 // Page is the stored payment page, zero before the provider answered.
 func (h HostedTopUp) Page() PaymentPage {
@@ -162,9 +165,7 @@ type HostedStart struct {
 	MerchantID string
 	Amount     money.Amount
 	Method     string
-	PayerID    string
 	ReturnURL  string
-	NotifyURL  string
 	Key        string // the caller's idempotency key
 }
 
@@ -227,13 +228,18 @@ func (s *Service) StartHostedTopUp(ctx context.Context, shopper Shopper, in Host
 		return t, nil
 	}
 	ctx = context.WithoutCancel(ctx)
-	page, err := p.Start(ctx, s.hostedPayment(t, in.ReturnURL, in.NotifyURL))
+	page, err := p.Start(ctx, s.hostedPayment(t))
 	if err != nil {
 		if _, markErr := s.markUnknown(ctx, t.ID); markErr != nil {
 			return HostedTopUp{}, errors.Join(err, markErr)
 		}
 		if p, ok := problem.As(err); ok {
 			return HostedTopUp{}, p
+		}
+		if !errors.Is(err, ErrOutcomeUnknown) {
+			// The provider refused the request itself: a configuration or
+			// programming error on our side, not the shopper's to retry.
+			return HostedTopUp{}, fmt.Errorf("start top-up %s at %s: %w", t.ID, p.Name(), err)
 		}
 		return HostedTopUp{}, problem.New(problem.KindUnavailable, CodeProviderUnavailable,
 			"the payment provider did not answer; try again (the same request never pays twice)").With("top_up_id", t.ID)
@@ -250,9 +256,14 @@ func (s *Service) StartHostedTopUp(ctx context.Context, shopper Shopper, in Host
 	return t, nil
 }
 
+// NotifyURL is where merchantID's provider sends its notifications.
+func (s *Service) NotifyURL(provider, merchantID string) string {
+	return s.publicURL + "/v1/providers/" + provider + "/notify/" + merchantID
+}
+
 // hostedPayment is the provider's view of a top-up; every field comes from
 // the row, so Start, Lookup and Close repeat the same request.
-func (s *Service) hostedPayment(t HostedTopUp, returnURL, notifyURL string) HostedPayment {
+func (s *Service) hostedPayment(t HostedTopUp) HostedPayment {
 	currency, _ := money.ParseCurrency(t.Currency) // checked by the schema
 	payer := ""
 	if t.Method == MethodJSAPI {
@@ -261,7 +272,7 @@ func (s *Service) hostedPayment(t HostedTopUp, returnURL, notifyURL string) Host
 	return HostedPayment{
 		TopUpID: t.ID, Key: t.ProviderKey, PaymentID: t.PaymentID.String, Method: t.Method, PayerID: payer,
 		Amount: money.New(t.AmountMinor, currency), Description: "Wallet top-up " + t.ID,
-		ReturnURL: returnURL, NotifyURL: notifyURL, ExpiresAt: t.CreatedAt.Add(HostedPaymentTTL).Truncate(time.Second),
+		ReturnURL: t.ReturnURL.String, NotifyURL: s.NotifyURL(t.Provider, t.MerchantID.String), ExpiresAt: t.CreatedAt.Add(HostedPaymentTTL).Truncate(time.Second),
 	}
 }
 
@@ -273,11 +284,11 @@ func (s *Service) claimHostedTopUp(ctx context.Context, shopper Shopper, provide
 	// order number: WeChat Pay's out_trade_no takes 6–32 of [0-9A-Za-z_-*|].
 	const insert = `
 		INSERT INTO topups (id, shopper_id, request_key, request_hash, provider, provider_key, card_last4,
-			amount_minor, currency, status, chat_id, created_at, updated_at, method, merchant_id)
-		VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, 'pending', $9, $10, $10, $11, $12)
+			amount_minor, currency, status, chat_id, created_at, updated_at, method, merchant_id, return_url)
+		VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, 'pending', $9, $10, $10, $11, $12, NULLIF($13, ''))
 		ON CONFLICT (shopper_id, request_key) DO NOTHING`
 	res, err := s.db.ExecContext(ctx, insert, id, shopper.ID, in.Key, sum[:], provider, id,
-		in.Amount.Minor, in.Amount.Currency.Code(), shopper.ExternalUserID, now, in.Method, in.MerchantID)
+		in.Amount.Minor, in.Amount.Currency.Code(), shopper.ExternalUserID, now, in.Method, in.MerchantID, in.ReturnURL)
 	if err != nil {
 		return HostedTopUp{}, fmt.Errorf("record top-up: %w", err)
 	}
@@ -305,6 +316,9 @@ func validateHostedStart(in HostedStart) error {
 		// shopper's external id is their openid under the channel.
 	default:
 		return problem.Field("method", CodeMethodUnsupported, "method must be checkout, jsapi or native")
+	}
+	if len(in.ReturnURL) > returnURLLengthMax {
+		return problem.Field("return_url", "invalid_return_url", "return_url is at most %d characters", returnURLLengthMax)
 	}
 	if in.Key == "" || len(in.Key) > idempotency.KeyLengthMax {
 		return problem.New(problem.KindBadRequest, "idempotency_key_required",
@@ -345,4 +359,12 @@ func (d StaticProviders) HostedProvider(_ context.Context, merchantID string) (H
 		return p, nil
 	}
 	return nil, ErrNoHostedProvider
+}
+
+// WithProviders returns a copy of s that finds merchants' providers in d
+// (the run-once commands build the service before the directory).
+func (s *Service) WithProviders(d ProviderDirectory) *Service {
+	copied := *s
+	copied.hosted = d
+	return &copied
 }

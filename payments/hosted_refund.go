@@ -148,7 +148,7 @@ func (s *Service) sendTopUpRefund(ctx context.Context, t HostedTopUp, r TopUpRef
 		return TopUpRefund{}, fmt.Errorf("refund currency: %w", err)
 	}
 	callCtx, cancel := context.WithTimeout(ctx, ProviderTimeoutDefault)
-	refund, callErr := p.Refund(callCtx, r.ID, s.hostedPayment(t, "", ""), t.ProviderChargeID.String, money.New(r.AmountMinor, currency))
+	refund, callErr := p.Refund(callCtx, r.ID, s.hostedPayment(t), t.ProviderChargeID.String, money.New(r.AmountMinor, currency))
 	cancel()
 	err = withTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		var err error

@@ -198,7 +198,7 @@ func (s *Service) reconcileHosted(ctx context.Context, tx *sqlx.Tx, t HostedTopU
 		// later run rather than guess.
 		return t, s.touchHosted(ctx, tx, &t, now, true)
 	}
-	payment := s.hostedPayment(t, "", "")
+	payment := s.hostedPayment(t)
 	lookupCtx, cancel := context.WithTimeout(ctx, providerLookupTimeout)
 	charge, err := p.Lookup(lookupCtx, payment)
 	cancel()

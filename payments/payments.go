@@ -12,6 +12,7 @@
 package payments
 
 import (
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -59,6 +60,9 @@ type Config struct {
 	// Providers finds the real payment provider (Stripe, WeChat Pay) a
 	// merchant takes top-ups with; nil leaves every merchant on Provider.
 	Providers ProviderDirectory
+	// PublicBaseURL is where providers reach chatpay's notification
+	// endpoint (/v1/providers/{provider}/notify/{merchant}).
+	PublicBaseURL string
 	// Outbox writes the events; nil writes them without its prepared statements.
 	Outbox *webhooks.Service
 }
@@ -75,6 +79,7 @@ type Service struct {
 	launchMaxAge time.Duration
 	provider     Provider
 	hosted       ProviderDirectory
+	publicURL    string
 	outbox       *webhooks.Service
 	// stmts runs the statements of every purchase prepared.
 	stmts *database.Stmts
@@ -88,7 +93,7 @@ func NewService(db *sqlx.DB, now func() time.Time, l *ledger.Ledger, c *catalog.
 	return &Service{
 		db: db, now: now, ledger: l, catalog: c, qr: q,
 		fee: cfg.PlatformFee, checkoutTTL: cfg.CheckoutTTL, launchMaxAge: cfg.LaunchMaxAge,
-		provider: cfg.Provider, hosted: cfg.Providers, outbox: cfg.Outbox, stmts: database.NewStmts(db),
+		provider: cfg.Provider, hosted: cfg.Providers, publicURL: strings.TrimRight(cfg.PublicBaseURL, "/"), outbox: cfg.Outbox, stmts: database.NewStmts(db),
 	}
 }
 

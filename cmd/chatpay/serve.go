@@ -58,6 +58,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 			httpapi.OperatorTokenLengthMin))
 	webhookCfg := webhookFlags(fs, env)
 	providerCfg := providerFlags(fs, env)
+	hostedCfg := hostedProviderFlags(fs, env)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -97,10 +98,14 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer stopProvider()
+	providerStore, err := hostedCfg.store(db, time.Now)
+	if err != nil {
+		return err
+	}
 
 	app, err := newApp(db, migrator, logger, appConfig{
 		Now: time.Now, PublicBaseURL: cfg.PublicURL, PlatformFee: fee, ListenDSN: cfg.dsn, Webhooks: *webhookCfg,
-		Provider: provider, OperatorToken: *operatorToken,
+		Provider: provider, OperatorToken: *operatorToken, Providers: providerDirectory(providerStore),
 		// The demo's chat-sim listens on loopback; a real deployment never allows that.
 		AllowPrivateWebhooks: *demo,
 	})
@@ -174,6 +179,9 @@ type appConfig struct {
 	AllowPrivateWebhooks bool
 	// Provider funds wallets; nil answers top-ups with provider_unavailable.
 	Provider payments.Provider
+	// Providers finds each merchant's real provider (Stripe, WeChat Pay);
+	// nil leaves every merchant on Provider.
+	Providers payments.ProviderDirectory
 	// OperatorToken turns on the admin API (/v1/admin); empty leaves it off.
 	OperatorToken string
 }
@@ -237,7 +245,8 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	if a.qr, err = qr.NewService(db, now, cfg.PublicBaseURL); err != nil {
 		return nil, fmt.Errorf("public base URL: %w", err)
 	}
-	a.payments = payments.NewService(db, now, a.ledger, a.catalog, a.qr, payments.Config{PlatformFee: cfg.PlatformFee, Provider: cfg.Provider, Outbox: a.webhooks})
+	a.payments = payments.NewService(db, now, a.ledger, a.catalog, a.qr, payments.Config{PlatformFee: cfg.PlatformFee, Provider: cfg.Provider, Outbox: a.webhooks,
+		Providers: cfg.Providers, PublicBaseURL: cfg.PublicBaseURL})
 	a.qr.SetItemChecker(func(ctx context.Context, merchantID, itemID string) error {
 		_, err := a.catalog.Item(ctx, merchantID, itemID)
 		return err
