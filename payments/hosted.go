@@ -224,25 +224,17 @@ func (s *Service) StartHostedTopUp(ctx context.Context, shopper Shopper, in Host
 	if err != nil {
 		return HostedTopUp{}, err
 	}
+	if t.Status == TopUpFailed {
+		return t, problem.New(problem.KindRefused, "topup_failed", "this top-up failed (%s); start a new one", t.FailureCode.String).
+			With("top_up_id", t.ID)
+	}
 	if t.PaymentID.Valid || t.Status != TopUpPending && t.Status != TopUpUnknown {
 		return t, nil
 	}
 	ctx = context.WithoutCancel(ctx)
 	page, err := p.Start(ctx, s.hostedPayment(t))
 	if err != nil {
-		if _, markErr := s.markUnknown(ctx, t.ID); markErr != nil {
-			return HostedTopUp{}, errors.Join(err, markErr)
-		}
-		if p, ok := problem.As(err); ok {
-			return HostedTopUp{}, p
-		}
-		if !errors.Is(err, ErrOutcomeUnknown) {
-			// The provider refused the request itself: a configuration or
-			// programming error on our side, not the shopper's to retry.
-			return HostedTopUp{}, fmt.Errorf("start top-up %s at %s: %w", t.ID, p.Name(), err)
-		}
-		return HostedTopUp{}, problem.New(problem.KindUnavailable, CodeProviderUnavailable,
-			"the payment provider did not answer; try again (the same request never pays twice)").With("top_up_id", t.ID)
+		return HostedTopUp{}, s.startFailed(ctx, t, p.Name(), err)
 	}
 	raw, err := json.Marshal(page)
 	if err != nil {
@@ -259,6 +251,33 @@ func (s *Service) StartHostedTopUp(ctx context.Context, shopper Shopper, in Host
 // NotifyURL is where merchantID's provider sends its notifications.
 func (s *Service) NotifyURL(provider, merchantID string) string {
 	return s.publicURL + "/v1/providers/" + provider + "/notify/" + merchantID
+}
+
+// startFailed records why the provider's payment could not be created. No
+// answer leaves the top-up unknown (the shopper retries with the same key,
+// or reconciliation closes whatever the provider made); a refusal means the
+// provider created nothing, so the top-up fails at once.
+func (s *Service) startFailed(ctx context.Context, t HostedTopUp, provider string, cause error) error {
+	if errors.Is(cause, ErrOutcomeUnknown) {
+		if _, err := s.markUnknown(ctx, t.ID); err != nil {
+			return errors.Join(cause, err)
+		}
+		return problem.New(problem.KindUnavailable, CodeProviderUnavailable,
+			"the payment provider did not answer; try again (the same request never pays twice)").With("top_up_id", t.ID)
+	}
+	err := withTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		_, err := finishTopUp(ctx, tx, t.ID, TopUpFailed, "", FailureProviderRefused, sql.NullInt64{}, sql.NullInt64{}, s.now().UTC())
+		return err
+	})
+	if err != nil {
+		return errors.Join(cause, err)
+	}
+	if p, ok := problem.As(cause); ok {
+		return p
+	}
+	// A configuration or programming error on our side, not the shopper's
+	// to retry: logged as a 500 with its cause.
+	return fmt.Errorf("start top-up %s at %s: %w", t.ID, provider, cause)
 }
 
 // hostedPayment is the provider's view of a top-up; every field comes from

@@ -24,10 +24,11 @@ const (
 
 // Stable problem codes of top-up refunds.
 const (
-	CodeTopUpNotRefundable  = "topup_not_refundable"
-	CodeRefundExceedsTopUp  = "refund_exceeds_topup"
-	FailureProviderRefused  = "provider_refused"
-	topUpRefundAttemptsMax  = 20
+	CodeTopUpNotRefundable = "topup_not_refundable"
+	CodeRefundExceedsTopUp = "refund_exceeds_topup"
+	FailureProviderRefused = "provider_refused"
+	// topUpRefundRetryMinimum is how long an unanswered refund waits before
+	// reconciliation asks again.
 	topUpRefundRetryMinimum = ReconcileMinAge
 )
 
@@ -173,14 +174,16 @@ func (s *Service) finishTopUpRefund(ctx context.Context, tx *sqlx.Tx, id string,
 			WHERE id = $1 RETURNING ` + topUpRefundColumns
 		err := tx.GetContext(ctx, &r, done, id, refund.ID, now)
 		return r, wrapErr("finish top-up refund", err)
-	case errors.Is(callErr, ErrOutcomeUnknown) && r.Attempts+1 < topUpRefundAttemptsMax:
+	case errors.Is(callErr, ErrOutcomeUnknown):
+		// The provider may have refunded: only its answer to the same key
+		// may settle it, however many tries that takes. Reversing here could
+		// pay the shopper twice.
 		const again = `UPDATE topup_refunds SET attempts = attempts + 1, updated_at = $2 WHERE id = $1 RETURNING ` + topUpRefundColumns
 		err := tx.GetContext(ctx, &r, again, id, now)
 		return r, wrapErr("retry top-up refund", err)
 	}
-	// Refused by the provider (or never answered in topUpRefundAttemptsMax
-	// tries): the money goes back to the wallet, in the same transaction as
-	// the refund's failure.
+	// Refused by the provider: the money goes back to the wallet, in the
+	// same transaction as the refund's failure.
 	reversal, err := s.ledger.Reverse(ctx, tx, r.LedgerTransactionID, "topup-refund-reversal:"+r.ID)
 	if err != nil {
 		return TopUpRefund{}, fmt.Errorf("reverse top-up refund %s: %w", id, err)

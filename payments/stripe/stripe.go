@@ -125,6 +125,9 @@ func (p *Provider) createSession(ctx context.Context, payment payments.HostedPay
 		CancelURL:         sdk.String(payment.ReturnURL),
 		ExpiresAt:         sdk.Int64(payment.ExpiresAt.Unix()),
 		Metadata:          meta,
+		// The wallet is in the top-up's currency: Stripe must not present
+		// (and report) the amount converted into the shopper's.
+		AdaptivePricing:   &sdk.CheckoutSessionCreateAdaptivePricingParams{Enabled: sdk.Bool(false)},
 		PaymentIntentData: &sdk.CheckoutSessionCreatePaymentIntentDataParams{Metadata: meta},
 		LineItems: []*sdk.CheckoutSessionCreateLineItemParams{{
 			Quantity: sdk.Int64(1),

@@ -238,6 +238,26 @@ func TestStartWhileStripeDown(t *testing.T) {
 	if p, ok := problem.As(err); !ok || p.Code != payments.CodeMethodUnsupported {
 		t.Fatalf("QR payment through Stripe: %v", err)
 	}
+	// A top-up whose start never got an answer and was never retried: when
+	// it is abandoned, reconciliation finds its session through the
+	// creation's idempotency key and expires it before failing it.
+	b.mock.SetDown(true)
+	_, err = b.Payments.StartHostedTopUp(context.Background(), b.Shopper, payments.HostedStart{
+		MerchantID: b.Merchant.ID, Amount: providertest.CNY(700), Method: payments.MethodCheckout,
+		ReturnURL: "http://127.0.0.1/back", Key: "lost",
+	})
+	if p, ok := problem.As(err); !ok || p.Code != payments.CodeProviderUnavailable {
+		t.Fatalf("down: %v", err)
+	}
+	b.mock.SetDown(false)
+	b.Clock.Add(payments.HostedAbandonAfter)
+	report, err := b.Payments.ReconcileHostedTopUps(context.Background(), 10)
+	if err != nil || report != (payments.ReconcileReport{Checked: 2, Failed: 2}) {
+		t.Fatalf("reconcile: %+v %v", report, err)
+	}
+	if b.mock.Creates() != 2 || b.Count(`SELECT count(*) FROM topups WHERE status = 'failed' AND failure_code = 'payment_closed'`) != 2 {
+		t.Fatalf("%d sessions; top-ups not closed", b.mock.Creates())
+	}
 	b.Verify()
 }
 

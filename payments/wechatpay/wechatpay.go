@@ -303,7 +303,9 @@ func (p *Provider) call(ctx context.Context, method, pathAndQuery string, in, ou
 	if err != nil {
 		return 0, fmt.Errorf("wechatpay %s %s: read: %w: %w", method, pathAndQuery, payments.ErrOutcomeUnknown, err)
 	}
-	if resp.StatusCode >= 500 {
+	// 5xx and 429 (FREQUENCY_LIMITED) say nothing about whether WeChat Pay
+	// acted; only a later query or a retry with the same key can tell.
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
 		return 0, fmt.Errorf("wechatpay %s %s: answered %d: %w", method, pathAndQuery, resp.StatusCode, payments.ErrOutcomeUnknown)
 	}
 	if err := p.verify(resp.Header, raw); err != nil {
