@@ -163,7 +163,7 @@ func (ps *providerStory) wallet() int64 { return ps.balance(ledger.ShopperWallet
 func (ps *providerStory) latestTopUp() payments.HostedTopUp {
 	ps.t.Helper()
 	var id string
-	if err := ps.db.Get(&id, `SELECT id FROM topups WHERE shopper_id = $1 ORDER BY created_at DESC, id LIMIT 1`, ps.shopper.ID); err != nil {
+	if err := ps.db.Get(&id, `SELECT id FROM topups WHERE shopper_id = $1 AND status IN ('pending', 'unknown') ORDER BY created_at DESC, id LIMIT 1`, ps.shopper.ID); err != nil {
 		ps.t.Fatal(err)
 	}
 	top, err := ps.app.payments.HostedTopUpByID(context.Background(), ps.shopper.ID, id)
@@ -259,7 +259,24 @@ func TestTeaCardStoryWithStripe(t *testing.T) {
 	assertVerifyClean(t, ps.testApp)
 }
 
-func TestTeaCardStoryWithWeChatPay(t *testing.T) {
+// useWeChatPay configures the fake's merchant account for the shop with
+// the command line, as an operator would.
+func (ps *providerStory) useWeChatPay(server *fake.Server) {
+	ps.t.Helper()
+	t := ps.t
+	out := ps.chatpay("provider", "wechatpay", "--merchant", ps.shop.merchant.ID, "--mchid", fake.MchID, "--appid", fake.AppID,
+		"--merchant-serial", fake.MerchantSerial, "--platform-serial", fake.PlatformSerial,
+		"--merchant-key-file", secretFile(t, "apiclient_key.pem", string(server.MerchantKeyPEM())),
+		"--apiv3-key-file", secretFile(t, "apiv3", fake.APIv3Key),
+		"--platform-key-file", secretFile(t, "pub_key.pem", string(server.PlatformPublicKeyPEM())))
+	if !strings.Contains(out, "takes top-ups with wechatpay") || strings.Contains(out, fake.APIv3Key) || strings.Contains(out, "PRIVATE KEY") {
+		t.Fatalf("provider wechatpay printed:\n%s", out)
+	}
+}
+
+// startWeChatPayFake runs the fake WeChat Pay at the story's clock.
+func startWeChatPayFake(t *testing.T) *fake.Server {
+	t.Helper()
 	server, err := fake.New(func() time.Time { return storyStart })
 	if err != nil {
 		t.Fatal(err)
@@ -269,15 +286,13 @@ func TestTeaCardStoryWithWeChatPay(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
+	return server
+}
+
+func TestTeaCardStoryWithWeChatPay(t *testing.T) {
+	server := startWeChatPayFake(t)
 	ps := startProviderStory(t, providerconfig.URLs{WeChatPay: server.URL})
-	out := ps.chatpay("provider", "wechatpay", "--merchant", ps.shop.merchant.ID, "--mchid", fake.MchID, "--appid", fake.AppID,
-		"--merchant-serial", fake.MerchantSerial, "--platform-serial", fake.PlatformSerial,
-		"--merchant-key-file", secretFile(t, "apiclient_key.pem", string(server.MerchantKeyPEM())),
-		"--apiv3-key-file", secretFile(t, "apiv3", fake.APIv3Key),
-		"--platform-key-file", secretFile(t, "pub_key.pem", string(server.PlatformPublicKeyPEM())))
-	if !strings.Contains(out, "takes top-ups with wechatpay") || strings.Contains(out, fake.APIv3Key) || strings.Contains(out, "PRIVATE KEY") {
-		t.Fatalf("provider wechatpay printed:\n%s", out)
-	}
+	ps.useWeChatPay(server)
 
 	// Inside WeChat the page opens WeChat Pay's own sheet with signed
 	// parameters (JSAPI), under a CSP that runs only its own script.
@@ -321,7 +336,7 @@ func TestTeaCardStoryWithWeChatPay(t *testing.T) {
 	if err := server.Pay(second.ProviderKey); err != nil {
 		t.Fatal(err)
 	}
-	out = ps.chatpay("reconcile", "--wechatpay-api-url", server.URL, "--now", ps.clock.Now().Add(time.Minute).Format(time.RFC3339))
+	out := ps.chatpay("reconcile", "--wechatpay-api-url", server.URL, "--now", ps.clock.Now().Add(time.Minute).Format(time.RFC3339))
 	if !strings.Contains(out, "1 succeeded") || ps.wallet() != 300 {
 		t.Fatalf("reconcile: %s, wallet %d", out, ps.wallet())
 	}
