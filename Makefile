@@ -5,12 +5,21 @@ GO        ?= go
 BIN       := bin/chatpay
 GOTESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: run test build vet ensure-postgres ensure-chromium ensure-stripe-mock clean
+# Static checks at pinned versions, run through `go run` (the go command fetches
+# and caches them like any module; nothing to install by hand). Both fail the
+# build on any finding. deadcode runs with -test: a function reached only from
+# tests counts as used (test fixtures such as payments.SignLaunch's helpers are
+# real callers), while one reached from neither a main nor a test is dead and
+# must go. deadcode itself exits 0 on findings, so its output decides.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DEADCODE    := golang.org/x/tools/cmd/deadcode@v0.52.0
 
 # Stripe's own mock server, a Go module, for the Stripe provider's tests
 # (payments/stripe/stripemock runs it on loopback). Pinned: its OpenAPI
 # document and fixtures are what the tests are checked against.
 STRIPE_MOCK_VERSION ?= v0.203.0
+
+.PHONY: run test build vet lint ensure-postgres ensure-chromium ensure-stripe-mock clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/chatpay
@@ -20,10 +29,16 @@ run: ensure-postgres build
 
 test: ensure-postgres ensure-chromium ensure-stripe-mock
 	$(GO) vet ./...
+	$(MAKE) --no-print-directory lint
 	$(GO) test $(GOTESTFLAGS) ./...
 
 vet:
 	$(GO) vet ./...
+
+lint:
+	$(GO) run $(STATICCHECK) ./...
+	@dead="$$($(GO) run $(DEADCODE) -test ./...)" || exit 1; \
+	if [ -n "$$dead" ]; then echo "$$dead"; echo "deadcode: the functions above are unreachable; delete them" >&2; exit 1; fi
 
 # PostgreSQL server binaries (initdb, postgres, pgbench). chatpay runs its own
 # private clusters, so Debian's default "main" cluster is not created.

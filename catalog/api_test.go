@@ -45,7 +45,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	svc := NewService(db, clock.Now)
 	svc.passwordCost = bcrypt.MinCost // the production cost takes seconds under the race detector
 	e := httpapi.New(httpapi.Options{Logger: testdb.Logger(t)})
-	NewHTTP(svc, idempotency.NewStore(db, clock.Now)).Register(e)
+	NewHTTP(svc, idempotency.NewStore(db, clock.Now)).Register(e.Group(""))
 	server := httptest.NewServer(e)
 	t.Cleanup(server.Close)
 

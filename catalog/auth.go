@@ -37,10 +37,7 @@ func hashPassword(password string, cost int) (string, error) {
 
 type contextKey string
 
-const (
-	merchantContextKey contextKey = "catalog.merchant"
-	apiKeyContextKey   contextKey = "catalog.api_key"
-)
+const merchantContextKey contextKey = "catalog.merchant"
 
 // RequireMerchantKey is echo middleware for /v1 routes called by merchant
 // systems: it accepts "Authorization: Bearer sk_..." of an unrevoked key of
@@ -54,12 +51,11 @@ func RequireMerchantKey(s *Service) echo.MiddlewareFunc {
 			if !ok || !strings.EqualFold(scheme, "Bearer") {
 				return ErrUnauthorized
 			}
-			merchant, key, err := s.AuthenticateKey(c.Request().Context(), strings.TrimSpace(secret))
+			merchant, _, err := s.AuthenticateKey(c.Request().Context(), strings.TrimSpace(secret))
 			if err != nil {
 				return err
 			}
 			c.Set(string(merchantContextKey), merchant)
-			c.Set(string(apiKeyContextKey), key)
 			return next(c)
 		}
 	}
@@ -70,10 +66,4 @@ func RequireMerchantKey(s *Service) echo.MiddlewareFunc {
 func MerchantFromContext(c echo.Context) (merchant Merchant, ok bool) {
 	merchant, ok = c.Get(string(merchantContextKey)).(Merchant)
 	return merchant, ok
-}
-
-// APIKeyFromContext returns the key RequireMerchantKey accepted.
-func APIKeyFromContext(c echo.Context) (key APIKey, ok bool) {
-	key, ok = c.Get(string(apiKeyContextKey)).(APIKey)
-	return key, ok
 }

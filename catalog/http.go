@@ -28,12 +28,12 @@ func NewHTTP(service *Service, idempotency *idempotency.Store) *HTTP {
 	return &HTTP{service: service, idempotency: idempotency}
 }
 
-// Register mounts the routes on e, each behind RequireMerchantKey. The
+// Register mounts the routes on the root group g, each behind RequireMerchantKey. The
 // middleware is attached per route rather than to a /v1 group, so that other
 // packages' /v1 routes keep their own authentication and unknown paths stay 404.
-func (h *HTTP) Register(e *echo.Echo) {
+func (h *HTTP) Register(g *echo.Group) {
 	auth := RequireMerchantKey(h.service)
-	v1 := e.Group("/v1")
+	v1 := g.Group("/v1")
 	v1.GET("/merchant", h.getMerchant, auth)
 	v1.PATCH("/merchant", h.patchMerchant, auth)
 	v1.GET("/items", h.listItems, auth)
@@ -238,7 +238,7 @@ func (h *HTTP) createItem(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	return h.idempotency.Handle(c, "merchant:"+m.ID, body, func(tx *sqlx.Tx) (int, any, error) {
+	return h.idempotency.Handle(c, idempotency.MerchantScope(m.ID), body, func(tx *sqlx.Tx) (int, any, error) {
 		it, err := h.service.CreateItemTx(ctx, tx, m.ID, draft)
 		if err != nil {
 			return 0, nil, err

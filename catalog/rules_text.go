@@ -127,9 +127,6 @@ var languages = map[string]*messages{
 	"zh": &chinese,
 }
 
-// Languages lists the supported language tags.
-func Languages() []string { return []string{"en", "zh"} }
-
 // RenderRules describes rules in plain words for shoppers, in lang (a BCP 47
 // tag such as "en" or "zh-CN"; unknown languages fall back to English):
 //

@@ -131,8 +131,7 @@ type keyRow struct {
 }
 
 func (r keyRow) key() APIKey {
-	return APIKey{ID: r.ID, MerchantID: r.MerchantID, Name: r.Name, Hint: r.Hint, CreatedAt: r.CreatedAt,
-		LastUsedAt: r.LastUsedAt, RevokedAt: r.RevokedAt}
+	return APIKey(r)
 }
 
 // keyByHash returns found == false for an unknown key.

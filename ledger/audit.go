@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/chatpay/chatpay/internal/money"
 )
 
 // The audit re-checks, after the fact and from the stored rows alone, every
@@ -205,15 +209,17 @@ HAVING count(p.id) < 2
 ORDER BY t.id
 LIMIT $1`
 
+// postingMismatchSQL's {minor_max} is money.MinorMax (see Checks): the
+// audit's range is the one the ledger enforces when writing.
 const postingMismatchSQL = `
 SELECT 'posting ' || p.id AS subject,
        CASE WHEN a.id IS NULL THEN 'names account ' || p.account_id || ', which does not exist'
             WHEN p.amount = 0 THEN 'has amount 0'
-            WHEN abs(p.amount) > 1000000000000000 THEN 'amount ' || p.amount || ' is out of range'
+            WHEN abs(p.amount) > {minor_max} THEN 'amount ' || p.amount || ' is out of range'
             ELSE 'is in ' || p.currency || ' but account ' || a.code || ' is in ' || a.currency END AS detail,
        count(*) OVER () AS total
 FROM ledger_postings p LEFT JOIN ledger_accounts a ON a.id = p.account_id
-WHERE a.id IS NULL OR a.currency <> p.currency OR p.amount = 0 OR abs(p.amount) > 1000000000000000
+WHERE a.id IS NULL OR a.currency <> p.currency OR p.amount = 0 OR abs(p.amount) > {minor_max}
 ORDER BY p.id
 LIMIT $1`
 
@@ -297,7 +303,7 @@ func Checks() []Check {
 			countTransactionsSQL, thinTransactionsSQL),
 		SQLCheck("ledger_postings_valid",
 			"every posting has a non-zero amount in range, in its account's currency",
-			countPostingsSQL, postingMismatchSQL),
+			countPostingsSQL, strings.ReplaceAll(postingMismatchSQL, "{minor_max}", strconv.FormatInt(money.MinorMax, 10))),
 		SQLCheck("ledger_balances_match_postings",
 			"every account's balance rows sum to the sum of its postings",
 			countAccountsSQL, balanceMismatchSQL),

@@ -59,7 +59,6 @@ type modelTxn struct {
 	tr         Transaction
 	reversesID int64
 	reversedBy int64 // 0 while not reversed
-	reverseKey string
 }
 
 type model struct {

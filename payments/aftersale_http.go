@@ -144,7 +144,7 @@ func (h *HTTP) redeem(c echo.Context) error {
 		req.Lines = append(req.Lines, catalog.Line{SKU: l.SKU, Category: l.Category, Amount: l.Amount})
 	}
 	m := merchantOf(c)
-	return h.idempotency.Handle(c, "merchant:"+m.ID, body, func(tx *sqlx.Tx) (int, any, error) {
+	return h.idempotency.Handle(c, idempotency.MerchantScope(m.ID), body, func(tx *sqlx.Tx) (int, any, error) {
 		r, err := h.service.Redeem(c.Request().Context(), tx, m.ID, req)
 		if err != nil {
 			return 0, nil, err
@@ -186,7 +186,7 @@ func (h *HTTP) refund(c echo.Context) error {
 		}
 	}
 	m := merchantOf(c)
-	return h.idempotency.Handle(c, "merchant:"+m.ID, body, func(tx *sqlx.Tx) (int, any, error) {
+	return h.idempotency.Handle(c, idempotency.MerchantScope(m.ID), body, func(tx *sqlx.Tx) (int, any, error) {
 		r, err := h.service.Refund(c.Request().Context(), tx, m.ID, c.Param("id"), RefundRequest{CouponID: in.CouponID, Amount: in.Amount})
 		if err != nil {
 			return 0, nil, err

@@ -204,7 +204,7 @@ func TestReconcileVoidsBeforeFailing(t *testing.T) {
 func topUpService(t *testing.T, p Provider, clock *fakeclock.Clock) (*Service, Shopper) {
 	t.Helper()
 	db := testdb.New(t)
-	q, err := qr.NewService(db, clock.Now, "http://127.0.0.1")
+	q, err := qr.NewService(db, clock.Now, "http://127.0.0.1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

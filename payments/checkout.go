@@ -163,8 +163,8 @@ func (s *Service) priceLines(ctx context.Context, q sqlx.ExtContext, req []LineR
 			}
 			return nil, merchant, err
 		}
-		if !item.Active || m.Status != "active" {
-			return nil, merchant, problem.New(problem.KindConflict, CodeItemUnavailable, "%s is no longer sold", item.Title)
+		if err := sellable(item, m); err != nil {
+			return nil, merchant, err
 		}
 		if i == 0 {
 			merchant = m
@@ -258,6 +258,24 @@ const (
 const checkoutColumns = `id, merchant_id, COALESCE(shopper_id, '') AS shopper_id, COALESCE(chat_id, '') AS chat_id,
 	qr_id, status, reserved, currency, total_minor, order_id, created_at, expires_at, closed_at`
 
+// CheckoutShopper returns the shopper of one of the channel's checkouts;
+// another channel's checkout is not_found.
+func (s *Service) CheckoutShopper(ctx context.Context, channelID, checkoutID string) (Shopper, error) {
+	var sh Shopper
+	err := s.stmts.Get(ctx, s.db, &sh, checkoutShopperSQL, checkoutID, channelID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Shopper{}, problem.NotFound("checkout")
+	}
+	if err != nil {
+		return Shopper{}, fmt.Errorf("find checkout: %w", err)
+	}
+	return sh, nil
+}
+
+const checkoutShopperSQL = `SELECT s.id, s.channel_id, s.external_user_id, s.display_name, s.created_at
+	FROM checkouts co JOIN shoppers s ON s.id = co.shopper_id
+	WHERE co.id = $1 AND s.channel_id = $2`
+
 // checkoutForUpdate locks a shopper's checkout; other shoppers' are not found.
 func (s *Service) checkoutForUpdate(ctx context.Context, tx *sqlx.Tx, id, shopperID string) (Checkout, error) {
 	return s.readCheckout(ctx, tx, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND shopper_id = $2 FOR UPDATE`, id, shopperID)
@@ -285,39 +303,23 @@ func (s *Service) readCheckout(ctx context.Context, q sqlx.ExtContext, query str
 	return co, nil
 }
 
-// Confirm pays an open checkout in tx: exactly once, whatever the number of
-// taps or retries. It returns not_found, already_paid (409, with the order),
-// checkout_expired, checkout_canceled, item_unavailable, sold_out,
-// purchase_limit_reached or insufficient_funds (422); on any of them nothing
-// is written.
-func (s *Service) Confirm(ctx context.Context, tx *sqlx.Tx, checkoutID string, shopper Shopper) (Receipt, error) {
+// confirm pays an open checkout in tx (Buy is its one caller): exactly once,
+// whatever the number of taps or retries. It returns not_found,
+// already_paid (409, with the order), checkout_expired, checkout_canceled,
+// item_unavailable, sold_out, purchase_limit_reached or insufficient_funds
+// (422); on any of them nothing is written.
+func (s *Service) confirm(ctx context.Context, tx *sqlx.Tx, checkoutID string, shopper Shopper) (Receipt, error) {
 	co, err := s.checkoutForUpdate(ctx, tx, checkoutID, shopper.ID)
 	if err != nil {
 		return Receipt{}, err
 	}
 	now := s.now().UTC()
-	switch {
-	case co.Status == StatusPaid:
-		return Receipt{}, problem.New(problem.KindConflict, CodeAlreadyPaid, "this checkout is already paid").
-			With("order_id", co.OrderID.String)
-	case co.Status == StatusCanceled:
-		return Receipt{}, problem.New(problem.KindConflict, CodeCheckoutClosed, "this checkout was canceled")
-	case co.Status == StatusExpired || !now.Before(co.ExpiresAt):
-		return Receipt{}, problem.New(problem.KindConflict, CodeCheckoutExpired, "this checkout expired; scan the code again")
+	if err := checkPayable(co, now); err != nil {
+		return Receipt{}, err
 	}
-
-	lines := make([]saleLine, len(co.Lines))
-	var merchant catalog.Merchant
-	for i, l := range co.Lines {
-		item, m, err := s.catalog.ItemForSale(ctx, tx, l.ItemID)
-		if err != nil {
-			return Receipt{}, err
-		}
-		if !item.Active || m.Status != "active" {
-			return Receipt{}, problem.New(problem.KindConflict, CodeItemUnavailable, "%s is no longer sold", item.Title)
-		}
-		lines[i] = saleLine{CheckoutLine: l, item: item}
-		merchant = m
+	lines, merchant, err := s.sellableLines(ctx, tx, co)
+	if err != nil {
+		return Receipt{}, err
 	}
 	if !co.Reserved {
 		if err := s.takeStock(ctx, tx, lines); err != nil {
@@ -363,6 +365,39 @@ func (s *Service) Confirm(ctx context.Context, tx *sqlx.Tx, checkoutID string, s
 		return Receipt{}, err
 	}
 	return s.receipt(ctx, tx, order, coupons, shopper, currency, lines, merchant)
+}
+
+// checkPayable refuses a checkout that is no longer open at now.
+func checkPayable(co Checkout, now time.Time) error {
+	switch {
+	case co.Status == StatusPaid:
+		return problem.New(problem.KindConflict, CodeAlreadyPaid, "this checkout is already paid").
+			With("order_id", co.OrderID.String)
+	case co.Status == StatusCanceled:
+		return problem.New(problem.KindConflict, CodeCheckoutClosed, "this checkout was canceled")
+	case co.Status == StatusExpired || !now.Before(co.ExpiresAt):
+		return problem.New(problem.KindConflict, CodeCheckoutExpired, "this checkout expired; scan the code again")
+	}
+	return nil
+}
+
+// sellableLines reads what the catalog says now about a checkout's items,
+// refusing any that stopped being sellable since the checkout was opened.
+func (s *Service) sellableLines(ctx context.Context, tx *sqlx.Tx, co Checkout) ([]saleLine, catalog.Merchant, error) {
+	lines := make([]saleLine, len(co.Lines))
+	var merchant catalog.Merchant
+	for i, l := range co.Lines {
+		item, m, err := s.catalog.ItemForSale(ctx, tx, l.ItemID)
+		if err != nil {
+			return nil, merchant, err
+		}
+		if err := sellable(item, m); err != nil {
+			return nil, merchant, err
+		}
+		lines[i] = saleLine{CheckoutLine: l, item: item}
+		merchant = m
+	}
+	return lines, merchant, nil
 }
 
 // saleTransaction books a sale: the wallet pays the total; voucher lines go

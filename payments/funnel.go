@@ -23,16 +23,23 @@ const (
 	FunnelQRIDsMax = qr.FunnelCodesMax
 )
 
+// CheckoutCounts are the checkouts opened from one QR code and how many of
+// them were paid.
+type CheckoutCounts struct {
+	Checkouts int64
+	Paid      int64
+}
+
 // CheckoutCountsByQR counts, for each of the merchant's codes in qrIDs, the
-// checkouts opened from it and how many of those were paid. It is qr's
-// CheckoutCounter hook (qr.Service.SetCheckoutCounter). Codes without
-// checkouts are left out of the map. It returns a validation problem when
-// qrIDs has more than FunnelQRIDsMax ids.
-func (s *Service) CheckoutCountsByQR(ctx context.Context, merchantID string, qrIDs []string) (map[string]qr.CheckoutCounts, error) {
+// checkouts opened from it and how many of those were paid; the dashboard
+// joins them with qr's scan counts. Codes without checkouts are left out of
+// the map. It returns a validation problem when qrIDs has more than
+// FunnelQRIDsMax ids.
+func (s *Service) CheckoutCountsByQR(ctx context.Context, merchantID string, qrIDs []string) (map[string]CheckoutCounts, error) {
 	if len(qrIDs) > FunnelQRIDsMax {
 		return nil, problem.Field("qr_ids", "too_many", "at most %d codes per report", FunnelQRIDsMax)
 	}
-	counts := map[string]qr.CheckoutCounts{}
+	counts := map[string]CheckoutCounts{}
 	if len(qrIDs) == 0 {
 		return counts, nil
 	}
@@ -49,9 +56,19 @@ func (s *Service) CheckoutCountsByQR(ctx context.Context, merchantID string, qrI
 		return nil, fmt.Errorf("count checkouts per qr code: %w", err)
 	}
 	for _, r := range rows {
-		counts[r.QRID] = qr.CheckoutCounts{Checkouts: r.Checkouts, Paid: r.Paid}
+		counts[r.QRID] = CheckoutCounts{Checkouts: r.Checkouts, Paid: r.Paid}
 	}
 	return counts, nil
+}
+
+// UnitsSold counts the units of an item that orders hold.
+func (s *Service) UnitsSold(ctx context.Context, itemID string) (int64, error) {
+	var sold int64
+	const q = `SELECT COALESCE(sum(quantity), 0) FROM order_lines WHERE item_id = $1`
+	if err := s.db.GetContext(ctx, &sold, q, itemID); err != nil {
+		return 0, fmt.Errorf("count units sold: %w", err)
+	}
+	return sold, nil
 }
 
 // DaySales is one local day of a merchant's sales in one currency.

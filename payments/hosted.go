@@ -379,11 +379,3 @@ func (d StaticProviders) HostedProvider(_ context.Context, merchantID string) (H
 	}
 	return nil, ErrNoHostedProvider
 }
-
-// WithProviders returns a copy of s that finds merchants' providers in d
-// (the run-once commands build the service before the directory).
-func (s *Service) WithProviders(d ProviderDirectory) *Service {
-	copied := *s
-	copied.hosted = d
-	return &copied
-}

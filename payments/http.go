@@ -2,9 +2,6 @@ package payments
 
 import (
 	"context"
-	"database/sql"
-	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -34,9 +31,9 @@ func NewHTTP(service *Service, c *catalog.Service, idem *idempotency.Store) *HTT
 
 // Register mounts the routes: /v1/channel/… behind the channel key,
 // /v1/orders… behind the merchant key.
-func (h *HTTP) Register(e *echo.Echo) {
+func (h *HTTP) Register(g *echo.Group) {
 	channel := RequireChannelKey(h.service)
-	v1 := e.Group("/v1")
+	v1 := g.Group("/v1")
 	v1.POST("/channel/shoppers", h.ensureShopper, channel)
 	v1.GET("/channel/shoppers/:id/wallet", h.wallet, channel)
 	v1.GET("/channel/shoppers/:id/coupons", h.shopperCoupons, channel)
@@ -155,7 +152,7 @@ func (h *HTTP) createCheckout(c echo.Context) error {
 	for _, l := range in.Lines {
 		req.Lines = append(req.Lines, LineRequest{ItemID: l.ItemID, Quantity: l.Quantity})
 	}
-	return h.idempotency.Handle(c, "channel:"+ch.ID, body, func(tx *sqlx.Tx) (int, any, error) {
+	return h.idempotency.Handle(c, idempotency.ChannelScope(ch.ID), body, func(tx *sqlx.Tx) (int, any, error) {
 		co, err := h.service.CreateCheckout(c.Request().Context(), tx, req)
 		if err != nil {
 			return 0, nil, err
@@ -167,18 +164,7 @@ func (h *HTTP) createCheckout(c echo.Context) error {
 // checkoutShopper returns the shopper of one of the channel's checkouts;
 // another channel's checkout is not found.
 func (h *HTTP) checkoutShopper(c echo.Context) (Shopper, error) {
-	var sh Shopper
-	const q = `SELECT s.id, s.channel_id, s.external_user_id, s.display_name, s.created_at
-		FROM checkouts co JOIN shoppers s ON s.id = co.shopper_id
-		WHERE co.id = $1 AND s.channel_id = $2`
-	err := h.service.stmts.Get(c.Request().Context(), h.service.db, &sh, q, c.Param("id"), channelOf(c).ID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Shopper{}, problem.NotFound("checkout")
-	}
-	if err != nil {
-		return Shopper{}, fmt.Errorf("find checkout: %w", err)
-	}
-	return sh, nil
+	return h.service.CheckoutShopper(c.Request().Context(), channelOf(c).ID, c.Param("id"))
 }
 
 func (h *HTTP) getCheckout(c echo.Context) error {
@@ -204,7 +190,7 @@ func (h *HTTP) checkoutAction(c echo.Context, act func(ctx context.Context, tx *
 	if err != nil {
 		return err
 	}
-	return h.idempotency.Handle(c, "channel:"+channelOf(c).ID, body, func(tx *sqlx.Tx) (int, any, error) {
+	return h.idempotency.Handle(c, idempotency.ChannelScope(channelOf(c).ID), body, func(tx *sqlx.Tx) (int, any, error) {
 		out, err := act(c.Request().Context(), tx, sh)
 		if err != nil {
 			return 0, nil, err
@@ -215,7 +201,7 @@ func (h *HTTP) checkoutAction(c echo.Context, act func(ctx context.Context, tx *
 
 func (h *HTTP) confirm(c echo.Context) error {
 	return h.checkoutAction(c, func(ctx context.Context, tx *sqlx.Tx, sh Shopper) (any, error) {
-		receipt, err := h.service.Confirm(ctx, tx, c.Param("id"), sh)
+		receipt, err := h.service.Buy(ctx, tx, Purchase{Shopper: sh, CheckoutID: c.Param("id")})
 		if err != nil {
 			return nil, err
 		}
@@ -297,7 +283,7 @@ func (h *HTTP) createTillCheckout(c echo.Context) error {
 		lines = append(lines, LineRequest{ItemID: l.ItemID, Quantity: l.Quantity})
 	}
 	ttl := time.Duration(in.TTLSeconds) * time.Second
-	return h.idempotency.Handle(c, "merchant:"+m.ID, body, func(tx *sqlx.Tx) (int, any, error) {
+	return h.idempotency.Handle(c, idempotency.MerchantScope(m.ID), body, func(tx *sqlx.Tx) (int, any, error) {
 		till, err := h.service.CreateTillCheckout(c.Request().Context(), tx, m.ID, lines, ttl)
 		if err != nil {
 			return 0, nil, err

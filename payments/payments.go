@@ -97,9 +97,6 @@ func NewService(db *sqlx.DB, now func() time.Time, l *ledger.Ledger, c *catalog.
 	}
 }
 
-// DB is the pool, for callers composing transactions with idempotency keys.
-func (s *Service) DB() *sqlx.DB { return s.db }
-
 func soldOut(title string) error {
 	return problem.New(problem.KindConflict, CodeSoldOut, "%s is sold out", title)
 }

@@ -122,7 +122,7 @@ type chargeWire struct {
 }
 
 func (w chargeWire) charge() ProviderCharge {
-	return ProviderCharge{ID: w.ID, Status: w.Status, DeclineCode: w.DeclineCode, AmountMinor: w.AmountMinor, Currency: w.Currency}
+	return ProviderCharge(w)
 }
 
 // Charge implements Provider.

@@ -67,12 +67,12 @@ func (s *Service) CreateTillCheckout(ctx context.Context, tx *sqlx.Tx, merchantI
 	return TillCheckout{Checkout: co, Code: code}, nil
 }
 
-// PayTillCheckout pays the till checkout behind a dynamic QR token for the
+// payTillCheckout pays the till checkout behind a dynamic QR token for the
 // shopper who scanned it: the code is consumed, the checkout becomes the
 // shopper's and is confirmed, all in tx, so a refusal (insufficient funds)
 // leaves the code usable. It returns the qr errors (qr_used, qr_expired,
-// qr_revoked, qr_not_found) and Confirm's.
-func (s *Service) PayTillCheckout(ctx context.Context, tx *sqlx.Tx, token string, shopper Shopper, chatID string) (Receipt, error) {
+// qr_revoked, qr_not_found) and confirm's. Buy is its one caller.
+func (s *Service) payTillCheckout(ctx context.Context, tx *sqlx.Tx, token string, shopper Shopper, chatID string) (Receipt, error) {
 	code, err := s.qr.Consume(ctx, tx, token)
 	if err != nil {
 		return Receipt{}, err
@@ -94,7 +94,7 @@ func (s *Service) PayTillCheckout(ctx context.Context, tx *sqlx.Tx, token string
 	if err != nil {
 		return Receipt{}, fmt.Errorf("claim till checkout %s for code %s: %w", code.TargetID, code.ID, err)
 	}
-	return s.Confirm(ctx, tx, claimed, shopper)
+	return s.confirm(ctx, tx, claimed, shopper)
 }
 
 // TillCheckoutForCode returns the checkout behind a dynamic code, for the

@@ -108,7 +108,7 @@ func (h *HTTP) create(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	return h.idempotency.Handle(c, "merchant:"+merchantID, body, func(tx *sqlx.Tx) (int, any, error) {
+	return h.idempotency.Handle(c, idempotency.MerchantScope(merchantID), body, func(tx *sqlx.Tx) (int, any, error) {
 		code, err := h.svc.CreateStatic(ctx, tx, merchantID, StaticInput(req))
 		if err != nil {
 			return 0, nil, err

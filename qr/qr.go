@@ -6,8 +6,9 @@
 // It imports no other domain package. Merchants, items and checkouts are only
 // id strings here; payments resolves a token to a Code, checks the target
 // against its own tables, and consumes dynamic codes inside its checkout
-// transaction. Hooks (SetItemChecker, SetCheckoutCounter) let the wiring in
-// cmd connect catalog and payments without an import in either direction.
+// transaction. The wiring in cmd passes catalog's item check to NewService,
+// so qr needs no import of catalog; the dashboard joins qr's scan counts with
+// payments' checkout counts, so qr needs none of payments either.
 package qr
 
 import (
@@ -163,14 +164,5 @@ type FunnelRow struct {
 	CreatedAt time.Time
 	RevokedAt *time.Time
 	Scans     int64
-	// Checkouts and Paid come from the CheckoutCounter hook (payments stores
-	// the qr id on its checkouts); they stay zero until it is set.
-	Checkouts int64
-	Paid      int64
 }
 
-// CheckoutCounts are payments' numbers for one code.
-type CheckoutCounts struct {
-	Checkouts int64
-	Paid      int64
-}

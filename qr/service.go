@@ -28,30 +28,26 @@ const idPrefix = "qr"
 // not found for a foreign or unknown item.
 type ItemChecker func(ctx context.Context, merchantID, itemID string) error
 
-// CheckoutCounter returns payments' checkout and paid counts for the given
-// codes of a merchant (payments stores the qr id on each checkout it opens
-// from a scan). Codes it has no numbers for may be left out of the map.
-type CheckoutCounter func(ctx context.Context, merchantID string, qrIDs []string) (map[string]CheckoutCounts, error)
-
 // Service holds the rules for QR codes. Methods that another package runs
 // inside its own transaction take a sqlx.ExtContext (a *sqlx.Tx or the pool).
 type Service struct {
-	db             *sqlx.DB
-	now            func() time.Time
-	baseURL        string
-	checkItem      ItemChecker
-	countCheckouts CheckoutCounter
+	db        *sqlx.DB
+	now       func() time.Time
+	baseURL   string
+	checkItem ItemChecker
 }
 
 // NewService returns a Service on db with an injected clock. publicBaseURL is
 // where shoppers reach chatpay ("https://pay.example.com"); codes encode
-// publicBaseURL + "/q/" + token.
-func NewService(db *sqlx.DB, now func() time.Time, publicBaseURL string) (*Service, error) {
+// publicBaseURL + "/q/" + token. checkItem is catalog's check that a static
+// code's item belongs to the merchant; nil checks only the item id's form,
+// for programs that create no static codes (run-once commands, tests).
+func NewService(db *sqlx.DB, now func() time.Time, publicBaseURL string, checkItem ItemChecker) (*Service, error) {
 	base, err := normalizeBaseURL(publicBaseURL)
 	if err != nil {
 		return nil, err
 	}
-	return &Service{db: db, now: now, baseURL: base}, nil
+	return &Service{db: db, now: now, baseURL: base, checkItem: checkItem}, nil
 }
 
 func normalizeBaseURL(raw string) (string, error) {
@@ -68,16 +64,6 @@ func normalizeBaseURL(raw string) (string, error) {
 	}
 	return base, nil
 }
-
-// SetItemChecker installs catalog's check that a static code's item belongs
-// to the merchant. Call it once while wiring, before serving. Without it only
-// the item id's form is checked, and payments must still verify the item's
-// merchant when a shopper opens the code.
-func (s *Service) SetItemChecker(check ItemChecker) { s.checkItem = check }
-
-// SetCheckoutCounter installs payments' per-code checkout counts for Funnel.
-// Call it once while wiring, before serving.
-func (s *Service) SetCheckoutCounter(count CheckoutCounter) { s.countCheckouts = count }
 
 // URL is the address a code with token encodes: the shopper page that
 // payments serves at /q/<token>.
@@ -416,31 +402,12 @@ func (s *Service) RecordScan(ctx context.Context, db sqlx.ExtContext, qrID strin
 	return nil
 }
 
-// Funnel reports, for the merchant's newest FunnelCodesMax static codes,
-// scans and (through the CheckoutCounter hook, once payments installs it)
-// checkouts opened and paid from each. Dynamic codes are left out: each
-// belongs to one checkout already.
+// Funnel reports scans of the merchant's newest FunnelCodesMax static
+// codes. Dynamic codes are left out: each belongs to one checkout already.
+// The dashboard joins the rows with payments' checkout counts itself, so
+// data flows one way: qr knows nothing of checkouts.
 func (s *Service) Funnel(ctx context.Context, merchantID string) ([]FunnelRow, error) {
-	rows, err := funnelScans(ctx, s.db, merchantID, FunnelCodesMax)
-	if err != nil {
-		return nil, err
-	}
-	if s.countCheckouts == nil || len(rows) == 0 {
-		return rows, nil
-	}
-	qrIDs := make([]string, len(rows))
-	for i, r := range rows {
-		qrIDs[i] = r.QRID
-	}
-	counts, err := s.countCheckouts(ctx, merchantID, qrIDs)
-	if err != nil {
-		return nil, fmt.Errorf("count checkouts per qr code: %w", err)
-	}
-	for i := range rows {
-		c := counts[rows[i].QRID]
-		rows[i].Checkouts, rows[i].Paid = c.Checkouts, c.Paid
-	}
-	return rows, nil
+	return funnelScans(ctx, s.db, merchantID, FunnelCodesMax)
 }
 
 // HasCode reports whether err is a problem with the given code, so callers

@@ -56,14 +56,14 @@ func NewDashboard(deps DashboardDeps) *Dashboard {
 }
 
 // Register mounts the dashboard's routes.
-func (d *Dashboard) Register(e *echo.Echo) {
-	open := e.Group("/dashboard", d.anonymous)
+func (d *Dashboard) Register(root *echo.Group) {
+	open := root.Group("/dashboard", d.anonymous)
 	open.GET("/signup", d.signupPage)
 	open.POST("/signup", d.signup)
 	open.GET("/login", d.loginPage)
 	open.POST("/login", d.login)
 
-	g := e.Group("/dashboard", d.requireSession)
+	g := root.Group("/dashboard", d.requireSession)
 	g.GET("", d.home)
 	g.POST("/logout", d.logout)
 	d.registerCatalog(g)
@@ -147,11 +147,6 @@ func (d *Dashboard) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 func merchantOf(c echo.Context) catalog.Merchant {
 	m, _ := c.Get(merchantContextKey).(catalog.Merchant)
 	return m
-}
-
-func sessionOf(c echo.Context) Session {
-	s, _ := c.Get(sessionContextKey).(Session)
-	return s
 }
 
 func csrfOf(c echo.Context) string {

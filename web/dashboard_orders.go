@@ -70,7 +70,7 @@ func (d *Dashboard) refund(c echo.Context) error {
 	ctx := c.Request().Context()
 	m := merchantOf(c)
 	orderID, couponID := c.Param("id"), c.FormValue("coupon_id")
-	req := idempotency.Request{Scope: "merchant:" + m.ID, Key: c.FormValue("idempotency_key"), Method: http.MethodPost,
+	req := idempotency.Request{Scope: idempotency.MerchantScope(m.ID), Key: c.FormValue("idempotency_key"), Method: http.MethodPost,
 		Path: "/dashboard/orders/" + orderID + "/refund", Body: []byte(couponID)}
 	resp, err := d.deps.Idempotency.Run(ctx, req, func(tx *sqlx.Tx) (int, any, error) {
 		r, err := d.deps.Payments.Refund(ctx, tx, m.ID, orderID, payments.RefundRequest{CouponID: couponID})

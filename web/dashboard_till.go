@@ -59,7 +59,7 @@ func (d *Dashboard) tillRedeem(c echo.Context) error {
 	}
 	req := payments.RedeemRequest{Code: view.Code, Lines: lines, Typed: !strings.HasPrefix(view.Code, payments.RedemptionQRPrefix)}
 	body, _ := json.Marshal(req) // strings, amounts and a bool always encode
-	idem := idempotency.Request{Scope: "merchant:" + m.ID, Key: c.FormValue("idempotency_key"), Method: http.MethodPost, Path: "/dashboard/till", Body: body}
+	idem := idempotency.Request{Scope: idempotency.MerchantScope(m.ID), Key: c.FormValue("idempotency_key"), Method: http.MethodPost, Path: "/dashboard/till", Body: body}
 	// A refusal comes back as the problem it is, so the idempotency layer
 	// rolls the change back to its savepoint before storing the answer.
 	resp, err := d.deps.Idempotency.Run(c.Request().Context(), idem, func(tx *sqlx.Tx) (int, any, error) {

@@ -44,37 +44,29 @@ const (
 type Shopper struct {
 	payments    *payments.Service
 	catalog     *catalog.Service
-	qr          *qr.Service
 	idempotency *idempotency.Store
-	db          *sqlx.DB
 	logger      *slog.Logger
 	templates   *template.Template
 	now         func() time.Time
 }
 
-// NewShopper returns the shopper pages.
-func NewShopper(p *payments.Service, c *catalog.Service, q *qr.Service, idem *idempotency.Store, db *sqlx.DB, logger *slog.Logger) *Shopper {
+// NewShopper returns the shopper pages; now is the clock the receipt's
+// rotating coupon QR is made with.
+func NewShopper(p *payments.Service, c *catalog.Service, idem *idempotency.Store, logger *slog.Logger, now func() time.Time) *Shopper {
 	return &Shopper{
-		payments: p, catalog: c, qr: q, idempotency: idem, db: db, logger: logger,
+		payments: p, catalog: c, idempotency: idem, logger: logger,
 		templates: template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/checkout.html", "templates/receipt.html",
 			"templates/message.html", "templates/layout.html")),
-		now: time.Now,
+		now: now,
 	}
 }
 
-// WithClock sets the clock the receipt's rotating coupon QR is made with;
-// the wiring passes the app's injected clock.
-func (h *Shopper) WithClock(now func() time.Time) *Shopper {
-	h.now = now
-	return h
-}
-
 // Register mounts /q/:token (checkout) and /receipts/:id.
-func (h *Shopper) Register(e *echo.Echo) {
-	e.GET("/q/:token", h.checkoutPage)
-	e.POST("/q/:token/buy", h.buy)
-	e.POST("/q/:token/topup", h.topUp)
-	e.GET("/receipts/:id", h.receiptPage)
+func (h *Shopper) Register(g *echo.Group) {
+	g.GET("/q/:token", h.checkoutPage)
+	g.POST("/q/:token/buy", h.buy)
+	g.POST("/q/:token/topup", h.topUp)
+	g.GET("/receipts/:id", h.receiptPage)
 }
 
 var funcs = template.FuncMap{
@@ -204,7 +196,7 @@ func (h *Shopper) checkoutPage(c echo.Context) error {
 // refusal (if any) from a previous "Buy now".
 func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.Error, notice string) error {
 	ctx := c.Request().Context()
-	code, err := h.qr.Resolve(ctx, h.db, c.Param("token"))
+	code, err := h.payments.ScannedCode(ctx, c.Param("token"))
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
@@ -213,7 +205,7 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.E
 		return h.renderProblem(c, err)
 	}
 	if refusal == nil {
-		if err := h.qr.RecordScan(ctx, h.db, code.ID, qr.Scan{ShopperRef: shopper.ID, UserAgent: c.Request().UserAgent()}); err != nil {
+		if err := h.payments.RecordScan(ctx, code.ID, qr.Scan{ShopperRef: shopper.ID, UserAgent: c.Request().UserAgent()}); err != nil {
 			h.logger.WarnContext(ctx, "record scan", "error", err)
 		}
 	}
@@ -255,7 +247,7 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.E
 
 // itemView fills the page for a static code: one item, its rules.
 func (h *Shopper) itemView(ctx context.Context, code qr.Code, view *checkoutView) error {
-	item, merchant, err := h.catalog.ItemForSale(ctx, h.db, code.TargetID)
+	item, merchant, err := h.payments.OfferedItem(ctx, code.TargetID)
 	if err != nil {
 		return err
 	}
@@ -284,7 +276,7 @@ func (h *Shopper) tillView(ctx context.Context, code qr.Code, view *checkoutView
 	}
 	view.Till, view.Merchant, view.Price, view.Title = true, merchant, money.New(co.TotalMinor, currency), merchant.Name
 	for _, l := range co.Lines {
-		item, _, err := h.catalog.ItemForSale(ctx, h.db, l.ItemID)
+		item, _, err := h.payments.OfferedItem(ctx, l.ItemID)
 		if err != nil {
 			return err
 		}
@@ -304,9 +296,9 @@ type boughtJSON struct {
 	OrderID string `json:"order_id"`
 }
 
-// buy pays for the item behind a static QR: one transaction that opens the
-// checkout and confirms it, under the form's idempotency key, so a double tap
-// or a resubmission pays once and shows the same receipt.
+// buy pays for what the scanned code shows (an item, or a till's rung-up
+// lines) through payments.Buy, under the form's idempotency key, so a double
+// tap or a resubmission pays once and shows the same receipt.
 func (h *Shopper) buy(c echo.Context) error {
 	ctx := c.Request().Context()
 	launch, key := c.FormValue("launch"), c.FormValue("idempotency_key")
@@ -316,54 +308,27 @@ func (h *Shopper) buy(c echo.Context) error {
 	}
 	token := c.Param("token")
 	req := idempotency.Request{
-		Scope: "shopper:" + shopper.ID, Key: key, Method: http.MethodPost, Path: c.Request().URL.Path,
+		Scope: idempotency.ShopperScope(shopper.ID), Key: key, Method: http.MethodPost, Path: c.Request().URL.Path,
 		Body: []byte(token),
 	}
 	if key == "" {
 		return h.renderProblem(c, problem.New(problem.KindBadRequest, "missing_idempotency_key", "the form lost its key; reload the page"))
 	}
-	change := func(tx *sqlx.Tx) (int, any, error) {
-		// The code is checked inside the claim: a retry of a purchase that
-		// used the code up (or after the merchant revoked it) must get the
-		// stored receipt, not "this code was already used".
-		code, err := h.qr.Resolve(ctx, tx, token)
-		if err != nil {
-			return 0, nil, err
-		}
-		if code.TargetType == qr.TargetCheckout {
-			receipt, err := h.payments.PayTillCheckout(ctx, tx, code.Token, shopper, ctxLaunch.ChatID)
-			if err != nil {
-				return 0, nil, err
-			}
-			return http.StatusOK, boughtJSON{OrderID: receipt.Order.ID}, nil
-		}
-		co, err := h.payments.CreateCheckout(ctx, tx, payments.CheckoutRequest{
-			Shopper: shopper, ChatID: ctxLaunch.ChatID, QRID: code.ID,
-			Lines: []payments.LineRequest{{ItemID: code.TargetID, Quantity: 1}},
-		})
-		if err != nil {
-			return 0, nil, err
-		}
-		receipt, err := h.payments.Confirm(ctx, tx, co.ID, shopper)
+	resp, err := h.runWaitingForFirstTap(ctx, req, func(tx *sqlx.Tx) (int, any, error) {
+		receipt, err := h.payments.Buy(ctx, tx, payments.Purchase{Shopper: shopper, ChatID: ctxLaunch.ChatID, Code: token})
 		if err != nil {
 			return 0, nil, err
 		}
 		return http.StatusOK, boughtJSON{OrderID: receipt.Order.ID}, nil
-	}
-	resp, err := h.runWaitingForFirstTap(ctx, req, change)
+	})
 	if err != nil {
 		if p, ok := problem.As(err); ok && p.Status() < 500 {
 			return h.showCheckout(c, launch, p, "")
 		}
 		return h.renderProblem(c, err)
 	}
-	if resp.ContentType == problem.ContentType {
-		var doc struct {
-			Code   string `json:"code"`
-			Detail string `json:"detail"`
-		}
-		_ = json.Unmarshal(resp.Body, &doc)
-		return h.showCheckout(c, launch, &problem.Error{Kind: kindOfStatus(resp.Status), Code: doc.Code, Detail: doc.Detail}, "")
+	if resp.Refusal != nil {
+		return h.showCheckout(c, launch, resp.Refusal, "")
 	}
 	var bought boughtJSON
 	if err := json.Unmarshal(resp.Body, &bought); err != nil {
@@ -387,18 +352,6 @@ func (h *Shopper) runWaitingForFirstTap(ctx context.Context, req idempotency.Req
 		}
 		return resp, err
 	}
-}
-
-func kindOfStatus(status int) problem.Kind {
-	switch status {
-	case http.StatusConflict:
-		return problem.KindConflict
-	case http.StatusNotFound:
-		return problem.KindNotFound
-	case http.StatusUnauthorized:
-		return problem.KindUnauthorized
-	}
-	return problem.KindRefused
 }
 
 type couponView struct {

@@ -75,7 +75,7 @@ func inWeChat(r *http.Request) bool { return strings.Contains(r.UserAgent(), "Mi
 func (h *Shopper) hostedTopUp(c echo.Context, launch string, shopper payments.Shopper, amount money.Amount) error {
 	// The merchant is the one behind the scanned code, never a form field.
 	ctx := c.Request().Context()
-	code, err := h.qr.Resolve(ctx, h.db, c.Param("token"))
+	code, err := h.payments.ScannedCode(ctx, c.Param("token"))
 	if err != nil {
 		return h.renderProblem(c, err)
 	}

@@ -38,16 +38,6 @@ type endpointRow struct {
 const endpointColumns = `id, owner_kind, owner_id, url, description, event_types, secret,
 	previous_secret, previous_secret_expires_at, enabled, disabled_reason, failing_since, created_at, updated_at`
 
-// secrets returns the secrets that sign at now: the current one, and the
-// previous one while its grace period lasts.
-func (r endpointRow) secrets(now time.Time) []string {
-	out := []string{r.Secret}
-	if r.PreviousSecret.Valid && r.PreviousSecretExpiresAt.Valid && now.Before(r.PreviousSecretExpiresAt.Time) {
-		out = append(out, r.PreviousSecret.String)
-	}
-	return out
-}
-
 const insertEndpointSQL = `
 INSERT INTO webhook_endpoints (id, owner_kind, owner_id, url, description, event_types, secret, enabled, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, true, $8, $8)

@@ -11,12 +11,9 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/internal/money"
-	"github.com/chatpay/chatpay/ledger"
 	"github.com/chatpay/chatpay/payments"
 	"github.com/chatpay/chatpay/payments/sandbox"
-	"github.com/chatpay/chatpay/qr"
 )
 
 // Background work after the sale. Both jobs claim rows with SKIP LOCKED, so
@@ -82,16 +79,16 @@ func (a *app) startAfterSaleWorkers(ctx context.Context, wg *sync.WaitGroup) {
 	a.startProviderWorkers(ctx, wg)
 }
 
-// paymentsAt builds the payments service alone with a fixed or real clock,
-// for the run-once commands. Neither expiry nor reconciliation takes a
-// platform fee, so none is configured.
+// paymentsAt returns the payments service of the one domain graph
+// (newServices, with its webhooks outbox) on a fixed or real clock, for the
+// run-once commands. Neither expiry nor reconciliation takes a platform fee
+// or prints a URL, so neither is configured.
 func paymentsAt(db *sqlx.DB, now func() time.Time, provider payments.Provider) (*payments.Service, error) {
-	q, err := qr.NewService(db, now, "http://127.0.0.1")
+	svc, err := newServices(db, servicesConfig{Now: now, PublicBaseURL: "http://127.0.0.1", PlatformFee: money.BasisPoints(0), Provider: provider})
 	if err != nil {
 		return nil, err
 	}
-	return payments.NewService(db, now, ledger.New(now), catalog.NewService(db, now), q,
-		payments.Config{PlatformFee: money.BasisPoints(0), Provider: provider}), nil
+	return svc.payments, nil
 }
 
 // nowFlag is --now: an RFC 3339 instant, or empty for the real clock.

@@ -106,15 +106,6 @@ func startTestAppWith(t *testing.T, start time.Time, configure func(*appConfig))
 	return &testApp{t: t, URL: baseURL, dsn: dsn, db: db, app: a, clock: clock, sandbox: sb, providerURL: providerURL}
 }
 
-// runWorkers starts serve's background workers (the webhook dispatcher…)
-// until the test ends.
-func (ta *testApp) runWorkers() {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	ta.app.startWorkers(ctx, &wg)
-	ta.t.Cleanup(func() { cancel(); wg.Wait() })
-}
-
 type apiResponse struct {
 	Status int
 	Header http.Header

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -139,20 +138,13 @@ func (b *benchApp) CreateChannel(ctx context.Context, name string) (bench.Accoun
 }
 
 func (b *benchApp) Fund(ctx context.Context, shopperIDs []string, minor int64) error {
+	fundings := make([]payments.Funding, len(shopperIDs))
+	for i, id := range shopperIDs {
+		fundings[i] = payments.Funding{ShopperID: id, Amount: money.New(minor, b.cny), Source: "sandbox",
+			Key: "bench:" + id, Description: "bench top-up"}
+	}
 	return database.WithTx(ctx, b.db, nil, func(tx *sqlx.Tx) error {
-		for _, id := range shopperIDs {
-			_, err := b.ledger.Post(ctx, tx, ledger.Transaction{
-				Key: "bench-fund:" + id, Description: "bench top-up",
-				Postings: []ledger.Posting{
-					ledger.Debit(ledger.ProviderClearing("sandbox"), b.cny, minor),
-					ledger.Credit(ledger.ShopperWallet(id), b.cny, minor),
-				},
-			})
-			if err != nil {
-				return fmt.Errorf("fund %s: %w", id, err)
-			}
-		}
-		return nil
+		return b.payments.FundWallets(ctx, tx, fundings...)
 	})
 }
 
@@ -164,23 +156,34 @@ func (b *benchApp) AllowTypedCodes(ctx context.Context, merchantID string) error
 
 func (b *benchApp) PrepareMerchants(ctx context.Context, merchantIDs []string) error {
 	return database.WithTx(ctx, b.db, nil, func(tx *sqlx.Tx) error {
-		for _, id := range merchantIDs {
-			if _, err := b.ledger.EnsureAccount(ctx, tx, ledger.MerchantDeferred(id), b.cny); err != nil {
-				return err
-			}
-		}
-		return nil
+		return b.payments.PrepareMerchantAccounts(ctx, tx, b.cny, merchantIDs...)
 	})
 }
 
+func (b *benchApp) ItemSales(ctx context.Context, merchantID, itemID string) (sold, left int, err error) {
+	units, err := b.payments.UnitsSold(ctx, itemID)
+	if err != nil {
+		return 0, 0, err
+	}
+	item, err := b.catalog.Item(ctx, merchantID, itemID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read stock: %w", err)
+	}
+	if item.Stock != nil {
+		left = int(*item.Stock)
+	}
+	return int(units), left, nil
+}
+
 // Purchase is the two API calls' transactions without HTTP: the same
-// idempotency claims around CreateCheckout and Confirm.
+// idempotency claims around the same payments calls (CreateCheckout, then
+// Buy), so the direct baseline measures what the channel API runs.
 func (b *benchApp) Purchase(ctx context.Context, channelID, shopperID, itemID, key string) (string, error) {
 	shopper, err := b.payments.ShopperOfChannel(ctx, channelID, shopperID)
 	if err != nil {
 		return "", err
 	}
-	scope := "channel:" + channelID
+	scope := idempotency.ChannelScope(channelID)
 	body := []byte(`{"shopper_id":"` + shopperID + `","lines":[{"item_id":"` + itemID + `","quantity":1}]}`)
 	var checkoutID string
 	resp, err := b.idempotency.Run(ctx, idempotency.Request{Scope: scope, Key: key + "-create", Method: http.MethodPost,
@@ -198,7 +201,7 @@ func (b *benchApp) Purchase(ctx context.Context, channelID, shopperID, itemID, k
 	}
 	resp, err = b.idempotency.Run(ctx, idempotency.Request{Scope: scope, Key: key + "-confirm", Method: http.MethodPost,
 		Path: "/v1/channel/checkouts/" + checkoutID + "/confirm"}, func(tx *sqlx.Tx) (int, any, error) {
-		receipt, err := b.payments.Confirm(ctx, tx, checkoutID, shopper)
+		receipt, err := b.payments.Buy(ctx, tx, payments.Purchase{Shopper: shopper, CheckoutID: checkoutID})
 		if err != nil {
 			return 0, nil, err
 		}
@@ -208,17 +211,16 @@ func (b *benchApp) Purchase(ctx context.Context, channelID, shopperID, itemID, k
 	return refusal(resp, err)
 }
 
-// refusal turns a stored business refusal into its code.
+// refusal turns a business refusal, fresh or stored, into its code.
 func refusal(resp idempotency.Response, err error) (string, error) {
+	if p, ok := problem.As(err); ok && p.Status() < 500 {
+		return p.Code, nil
+	}
 	if err != nil {
-		var p *problem.Error
-		if errors.As(err, &p) && p.Status() < 500 {
-			return p.Code, nil
-		}
 		return "", err
 	}
-	if resp.Status >= 400 {
-		return "refused_" + strconv.Itoa(resp.Status), nil
+	if resp.Refusal != nil {
+		return resp.Refusal.Code, nil
 	}
 	return "", nil
 }

@@ -8,19 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/labstack/echo/v4"
 
 	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/money"
-	"github.com/chatpay/chatpay/ledger"
 	"github.com/chatpay/chatpay/payments"
 	"github.com/chatpay/chatpay/qr"
 	"github.com/chatpay/chatpay/webhooks"
@@ -93,15 +89,7 @@ func (a *app) startDemo(ctx context.Context, dataDir string, out io.Writer) (sto
 	simServer := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = simServer.Serve(listener) }()
 
-	// /demo/shop signs a fresh launch context for the demo shopper each time,
-	// as a messenger would when the shopper taps the QR link in the chat.
-	a.echo.GET("/demo/shop", func(c echo.Context) error {
-		launch := payments.SignLaunch(state.LaunchSecret, map[string]string{
-			"channel_id": state.ChannelID, "user_id": demoShopperUserID, "chat_id": "demo-chat",
-			"name": "Demo Shopper", "auth_date": strconv.FormatInt(a.cfg.Now().Unix(), 10),
-		})
-		return c.Redirect(http.StatusSeeOther, "/q/"+state.QRToken+"?launch="+url.QueryEscape(launch))
-	})
+	a.mountDemo(state)
 
 	itemURL := a.qr.URL(state.QRToken)
 	terminal, err := qr.Terminal(itemURL, false)
@@ -196,15 +184,9 @@ func (a *app) seedDemo(ctx context.Context) (*demoState, error) {
 			return err
 		}
 		state.ShopperID = shopper.ID
-		cny := money.MustCurrency("CNY")
-		_, err = a.ledger.Post(ctx, tx, ledger.Transaction{
-			Key: "demo:" + shopper.ID + ":wallet", Description: "demo wallet funding",
-			Postings: []ledger.Posting{
-				ledger.Debit(ledger.ProviderClearing("demo"), cny, demoWalletMinor),
-				ledger.Credit(ledger.ShopperWallet(shopper.ID), cny, demoWalletMinor),
-			},
-		})
-		return err
+		return a.payments.FundWallets(ctx, tx, payments.Funding{ShopperID: shopper.ID,
+			Amount: money.New(demoWalletMinor, money.MustCurrency("CNY")), Source: "demo",
+			Key: "demo:" + shopper.ID, Description: "demo wallet funding"})
 	})
 	if err != nil {
 		return nil, err

@@ -222,11 +222,11 @@ func reconcileProviders(ctx context.Context, env *environment, cfg *config, hf *
 	if err != nil {
 		return err
 	}
-	svc, err := paymentsAt(db, now, nil)
+	graph, err := newServices(db, servicesConfig{Now: now, PublicBaseURL: "http://127.0.0.1", Providers: store})
 	if err != nil {
 		return err
 	}
-	svc = svc.WithProviders(store)
+	svc := graph.payments
 	report, err := svc.ReconcileHostedTopUps(ctx, batch)
 	fmt.Fprintf(env.stdout, "checked %d provider top-ups: %d succeeded, %d failed, %d still open or unknown\n",
 		report.Checked, report.Succeeded, report.Failed, report.Unknown)

@@ -503,7 +503,7 @@ func TestTillCheckoutCodeIsOneTime(t *testing.T) {
 		var receipt payments.Receipt
 		err = database.WithTx(context.Background(), ta.db, nil, func(tx *sqlx.Tx) error {
 			var err error
-			receipt, err = ta.app.payments.PayTillCheckout(context.Background(), tx, token, sh, "chat-"+userID)
+			receipt, err = ta.app.payments.Buy(context.Background(), tx, payments.Purchase{Shopper: sh, ChatID: "chat-" + userID, Code: token})
 			return err
 		})
 		return receipt, err

@@ -89,6 +89,9 @@ type App interface {
 	// claims, CreateCheckout and Confirm the two API calls run. It returns
 	// the problem code of a refusal ("" on success).
 	Purchase(ctx context.Context, channelID, shopperID, itemID, key string) (code string, err error)
+	// ItemSales returns the units of the merchant's item that orders hold
+	// and the units left in stock, as the domains that own them count.
+	ItemSales(ctx context.Context, merchantID, itemID string) (sold, left int, err error)
 }
 
 // AppFactory wires the service on a migrated database; dsn is for LISTEN.

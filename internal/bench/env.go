@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -259,5 +258,3 @@ func progress(opts *Options, format string, args ...any) {
 		fmt.Fprintf(opts.Progress, format+"\n", args...)
 	}
 }
-
-var errNotAvailable = errors.New("not available")

@@ -85,21 +85,12 @@ func (e *env) runPgbench(ctx context.Context) *PgbenchResult {
 		res.Missing = "cannot build the scratch database's connection string: " + err.Error()
 		return res
 	}
-	if _, err := e.db.ExecContext(ctx, `DROP DATABASE IF EXISTS `+pgbenchDatabase); err != nil {
-		res.Missing = "drop scratch database: " + err.Error()
+	dropScratch, err := e.createScratch(ctx)
+	if err != nil {
+		res.Missing = err.Error()
 		return res
 	}
-	if _, err := e.db.ExecContext(ctx, `CREATE DATABASE `+pgbenchDatabase); err != nil {
-		res.Missing = "create scratch database: " + err.Error()
-		return res
-	}
-	defer func() {
-		dropCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := e.db.ExecContext(dropCtx, `DROP DATABASE IF EXISTS `+pgbenchDatabase); err != nil {
-			e.opts.Logger.Warn("drop pgbench scratch database", "error", err)
-		}
-	}()
+	defer dropScratch()
 	progress(e.opts, "pgbench: initialising scale %d (server-side generation)", e.opts.PgbenchScale)
 	initCtx, cancel := context.WithTimeout(ctx, pgbenchInitTimeout)
 	defer cancel()
@@ -134,17 +125,7 @@ func (e *env) runPgbench(ctx context.Context) *PgbenchResult {
 	}
 	walEnd := e.walStats(ctx)
 	clientCPU := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	text := out.String()
-	if m := tpsPattern.FindStringSubmatch(text); m != nil {
-		res.TPS, _ = strconv.ParseFloat(m[1], 64)
-		res.TPS = round(res.TPS, 1)
-	}
-	if m := latencyPattern.FindStringSubmatch(text); m != nil {
-		res.LatencyAvgMs, _ = strconv.ParseFloat(m[1], 64)
-	}
-	if m := failedPattern.FindStringSubmatch(text); m != nil {
-		res.Failed, _ = strconv.Atoi(m[1])
-	}
+	parsePgbench(out.String(), res)
 	if res.TPS == 0 {
 		res.Missing = "could not read pgbench's output: " + lastLine(out.Bytes())
 		return res
@@ -161,6 +142,39 @@ func (e *env) runPgbench(ctx context.Context) *PgbenchResult {
 		}
 	}
 	return res
+}
+
+// createScratch creates pgbench's scratch database afresh; the returned
+// function drops it.
+func (e *env) createScratch(ctx context.Context) (drop func(), err error) {
+	if _, err := e.db.ExecContext(ctx, `DROP DATABASE IF EXISTS `+pgbenchDatabase); err != nil {
+		return nil, fmt.Errorf("drop scratch database: %w", err)
+	}
+	if _, err := e.db.ExecContext(ctx, `CREATE DATABASE `+pgbenchDatabase); err != nil {
+		return nil, fmt.Errorf("create scratch database: %w", err)
+	}
+	return func() {
+		dropCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := e.db.ExecContext(dropCtx, `DROP DATABASE IF EXISTS `+pgbenchDatabase); err != nil {
+			e.opts.Logger.Warn("drop pgbench scratch database", "error", err)
+		}
+	}, nil
+}
+
+// parsePgbench reads throughput, mean latency and failed transactions
+// from pgbench's report into res; a report it cannot read leaves TPS 0.
+func parsePgbench(text string, res *PgbenchResult) {
+	if m := tpsPattern.FindStringSubmatch(text); m != nil {
+		res.TPS, _ = strconv.ParseFloat(m[1], 64)
+		res.TPS = round(res.TPS, 1)
+	}
+	if m := latencyPattern.FindStringSubmatch(text); m != nil {
+		res.LatencyAvgMs, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := failedPattern.FindStringSubmatch(text); m != nil {
+		res.Failed, _ = strconv.Atoi(m[1])
+	}
 }
 
 func lastLine(out []byte) string {

@@ -306,6 +306,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 				h.LatencyMs.P50, h.LatencyMs.P95, h.LatencyMs.P99, h.LatencyMs.Max)
 		}
 	}
+	r.writeVerdicts(w)
+	return nil
+}
+
+// writeVerdicts writes the ratios and whether each target was met.
+func (r *Report) writeVerdicts(w io.Writer) {
 	fmt.Fprintln(w, "\nratios:")
 	names := make([]string, 0, len(r.Ratios))
 	for name := range r.Ratios {
@@ -326,5 +332,4 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "  %-38s %-40s got %-8.2f %s\n", t.Name, t.Want, t.Got, mark)
 	}
-	return nil
 }

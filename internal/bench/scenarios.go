@@ -67,13 +67,9 @@ func (e *env) scenarioFlash(ctx context.Context, w *world, spreadPerSecond float
 	}, func(o outcome) bool { return o.code == "sold_out" })
 	res := l.result(ScenarioFlash)
 	res.Flash = &FlashResult{Stock: stock, Buyers: buyers}
-	var sold, left int
-	const soldSQL = `SELECT COALESCE(sum(l.quantity), 0) FROM order_lines l WHERE l.item_id = $1`
-	if err := e.db.GetContext(ctx, &sold, soldSQL, item); err != nil {
-		return res, fmt.Errorf("count sold units: %w", err)
-	}
-	if err := e.db.GetContext(ctx, &left, `SELECT COALESCE(sum(quantity), 0) FROM item_stock WHERE item_id = $1`, item); err != nil {
-		return res, fmt.Errorf("read stock: %w", err)
+	sold, left, err := e.app.ItemSales(ctx, merchant.ID, item)
+	if err != nil {
+		return res, err
 	}
 	res.Flash.Sold, res.Flash.Left = sold, left
 	res.Flash.Oversold = max(0, sold-stock)

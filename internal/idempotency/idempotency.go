@@ -62,6 +62,11 @@ type Response struct {
 	ContentType string
 	Body        []byte
 	Replayed    bool
+	// Refusal is the business refusal the change returned (or, replayed,
+	// the one it returned the first time, decoded with its stored kind);
+	// nil for a success. Callers that are not HTTP handlers read it instead
+	// of parsing Body.
+	Refusal *problem.Error
 }
 
 // Store keeps idempotency keys in PostgreSQL.
@@ -77,9 +82,23 @@ func NewStore(db *sqlx.DB, now func() time.Time) *Store {
 	return &Store{db: db, now: now, stmts: database.NewStmts(db)}
 }
 
+// Scope is the caller a key belongs to. Build it with MerchantScope,
+// ChannelScope or ShopperScope, never by hand, so that two kinds of caller
+// can never share a key space by a typo.
+type Scope string
+
+// MerchantScope is the scope of a merchant's keys (API key or dashboard).
+func MerchantScope(merchantID string) Scope { return Scope("merchant:" + merchantID) }
+
+// ChannelScope is the scope of a messenger backend's keys (channel API).
+func ChannelScope(channelID string) Scope { return Scope("channel:" + channelID) }
+
+// ShopperScope is the scope of a shopper's keys (the shopper pages).
+func ShopperScope(shopperID string) Scope { return Scope("shopper:" + shopperID) }
+
 // Request identifies one idempotent request.
 type Request struct {
-	Scope  string // the caller: "merchant:<id>", "channel:<id>", "shopper:<id>"
+	Scope  Scope  // the caller
 	Key    string // empty: no key, the change simply runs once
 	Method string
 	Path   string
@@ -125,7 +144,7 @@ func (s *Store) runClaimed(ctx context.Context, tx *sqlx.Tx, req Request, change
 	var locked bool
 	// The look-up is a statement of its own, after the lock: its snapshot
 	// must be taken once the lock is held, to see a first request's row.
-	if err := s.stmts.Get(ctx, tx, &locked, lockSQL, req.Scope+"\n"+req.Key); err != nil {
+	if err := s.stmts.Get(ctx, tx, &locked, lockSQL, string(req.Scope)+"\n"+req.Key); err != nil {
 		return Response{}, fmt.Errorf("lock idempotency key: %w", err)
 	}
 	if !locked {
@@ -144,7 +163,7 @@ func (s *Store) runClaimed(ctx context.Context, tx *sqlx.Tx, req Request, change
 			return Response{}, problem.New(problem.KindInvalid, "idempotency_key_reused",
 				"this Idempotency-Key was used with a different request; use a new key for a new request")
 		}
-		return Response{Status: stored.Status, ContentType: stored.ContentType, Body: stored.Body, Replayed: true}, nil
+		return stored.response()
 	}
 
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT idempotent_change`); err != nil {
@@ -161,10 +180,14 @@ func (s *Store) runClaimed(ctx context.Context, tx *sqlx.Tx, req Request, change
 			return Response{}, fmt.Errorf("rollback to savepoint: %w", err)
 		}
 		status, body := problem.Render(p, req.Path)
-		resp = Response{Status: status, ContentType: problem.ContentType, Body: body}
+		resp = Response{Status: status, ContentType: problem.ContentType, Body: body, Refusal: p}
+	}
+	var kind sql.NullString
+	if resp.Refusal != nil {
+		kind = sql.NullString{String: resp.Refusal.Kind.String(), Valid: true}
 	}
 	if _, err := s.stmts.Exec(ctx, tx, insertSQL, req.Scope, req.Key, hash, req.Method, req.Path,
-		resp.Status, resp.ContentType, resp.Body, s.now()); err != nil {
+		resp.Status, resp.ContentType, resp.Body, s.now(), kind); err != nil {
 		return Response{}, fmt.Errorf("store idempotency key: %w", err)
 	}
 	return resp, nil
@@ -172,10 +195,10 @@ func (s *Store) runClaimed(ctx context.Context, tx *sqlx.Tx, req Request, change
 
 const (
 	lockSQL   = `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))`
-	lookupSQL = `SELECT request_hash, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2`
+	lookupSQL = `SELECT request_hash, status, content_type, body, problem_kind FROM idempotency_keys WHERE scope = $1 AND key = $2`
 	insertSQL = `
-		INSERT INTO idempotency_keys (scope, key, request_hash, method, path, status, content_type, body, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+		INSERT INTO idempotency_keys (scope, key, request_hash, method, path, status, content_type, body, created_at, problem_kind)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 )
 
 func runChange(tx *sqlx.Tx, change Change) (Response, error) {
@@ -187,10 +210,26 @@ func runChange(tx *sqlx.Tx, change Change) (Response, error) {
 }
 
 type storedResponse struct {
-	Hash        []byte `db:"request_hash"`
-	Status      int    `db:"status"`
-	ContentType string `db:"content_type"`
-	Body        []byte `db:"body"`
+	Hash        []byte         `db:"request_hash"`
+	Status      int            `db:"status"`
+	ContentType string         `db:"content_type"`
+	Body        []byte         `db:"body"`
+	ProblemKind sql.NullString `db:"problem_kind"`
+}
+
+// response replays a stored answer; a stored refusal is decoded back into
+// the *problem.Error the change returned, with the kind stored next to it.
+func (r storedResponse) response() (Response, error) {
+	resp := Response{Status: r.Status, ContentType: r.ContentType, Body: r.Body, Replayed: true}
+	if r.ContentType != problem.ContentType {
+		return resp, nil
+	}
+	refusal, err := problem.Decode(r.Body, r.ProblemKind.String, r.Status)
+	if err != nil {
+		return Response{}, fmt.Errorf("stored refusal: %w", err)
+	}
+	resp.Refusal = refusal
+	return resp, nil
 }
 
 func (s *Store) lookup(ctx context.Context, tx *sqlx.Tx, req Request) (storedResponse, bool, error) {
@@ -239,7 +278,7 @@ func jsonResponse(status int, value any) (Response, error) {
 
 // Handle runs change for an echo request under the caller's scope and writes
 // the response (fresh or replayed). body is the already-read request body.
-func (s *Store) Handle(c echo.Context, scope string, body []byte, change Change) error {
+func (s *Store) Handle(c echo.Context, scope Scope, body []byte, change Change) error {
 	req := Request{
 		Scope:  scope,
 		Key:    c.Request().Header.Get(HeaderKey),

@@ -220,3 +220,43 @@ func TestPurgeKeepsKeysForTheRetention(t *testing.T) {
 		t.Fatalf("purged %d after the retention, %v", n, err)
 	}
 }
+
+// A refusal replayed to a caller that is not an HTTP handler (the shopper
+// page, the bench) is the very error the change returned: kind, code,
+// detail and extensions, with no guessing from the status (422 is both
+// "invalid" and "refused").
+func TestRefusalReplayIsTyped(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	refuse := func(tx *sqlx.Tx) (int, any, error) {
+		return 0, nil, problem.New(problem.KindRefused, "insufficient_funds", "the wallet is short").With("order_id", "ord_1")
+	}
+	for _, name := range []string{"OKFresh", "OKReplayed"} {
+		resp, err := f.store.Run(ctx, req("typed", `{}`), refuse)
+		if err != nil || resp.Refusal == nil {
+			t.Fatalf("%s: %+v %v", name, resp, err)
+		}
+		p := resp.Refusal
+		if resp.Replayed != (name == "OKReplayed") || p.Kind != problem.KindRefused || p.Code != "insufficient_funds" ||
+			p.Detail != "the wallet is short" || p.Extensions["order_id"] != "ord_1" {
+			t.Fatalf("%s: refusal %+v replayed=%v", name, p, resp.Replayed)
+		}
+	}
+	ok, err := f.store.Run(ctx, req("fine", `{}`), f.createWidget("fine", 0))
+	if err != nil || ok.Refusal != nil {
+		t.Fatalf("success carries a refusal: %+v %v", ok, err)
+	}
+	if f.calls.Load() != 1 {
+		t.Fatalf("calls %d", f.calls.Load())
+	}
+}
+
+func TestScopeConstructors(t *testing.T) {
+	for scope, want := range map[Scope]string{
+		MerchantScope("m1"): "merchant:m1", ChannelScope("c1"): "channel:c1", ShopperScope("s1"): "shopper:s1",
+	} {
+		if string(scope) != want {
+			t.Fatalf("scope %q, want %q", scope, want)
+		}
+	}
+}

@@ -167,3 +167,79 @@ func Render(err error, instance string) (status int, body []byte) {
 	}
 	return status, body
 }
+
+// kindNames are the stable names a stored refusal keeps its kind under
+// (internal/idempotency); Kind's numbers may change, these may not.
+var kindNames = map[Kind]string{
+	KindInternal:         "internal",
+	KindInvalid:          "invalid",
+	KindBadRequest:       "bad_request",
+	KindUnauthorized:     "unauthorized",
+	KindForbidden:        "forbidden",
+	KindNotFound:         "not_found",
+	KindConflict:         "conflict",
+	KindRefused:          "refused",
+	KindTooLarge:         "too_large",
+	KindUnavailable:      "unavailable",
+	KindMethodNotAllowed: "method_not_allowed",
+	KindTooManyRequests:  "too_many_requests",
+}
+
+// String is the kind's stable name.
+func (k Kind) String() string { return kindNames[k] }
+
+// kindOfStatus reads a kind back from a status, for documents stored before
+// their kind was: 422 reads as refused, the kind of every stored refusal of
+// the purchase path.
+func kindOfStatus(status int) Kind {
+	if status == http.StatusUnprocessableEntity {
+		return KindRefused
+	}
+	for k, s := range statusOf {
+		if s == status {
+			return k
+		}
+	}
+	return KindInternal
+}
+
+// Decode reads a problem document that Render wrote back into the *Error it
+// rendered: code, detail, field errors and extension members, with the kind
+// named kindName (Kind.String). An empty kindName falls back to the status.
+func Decode(body []byte, kindName string, status int) (*Error, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(body, &members); err != nil {
+		return nil, fmt.Errorf("decode problem document: %w", err)
+	}
+	var doc Document
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("decode problem document: %w", err)
+	}
+	p := &Error{Kind: kindOfStatus(status), Code: doc.Code, Detail: doc.Detail, Fields: doc.Errors}
+	if kindName != "" {
+		found := false
+		for k, name := range kindNames {
+			if name == kindName {
+				p.Kind, found = k, true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("decode problem document: unknown kind %q", kindName)
+		}
+	}
+	for name, raw := range members {
+		switch name {
+		case "type", "title", "status", "code", "detail", "instance", "errors":
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("decode problem member %s: %w", name, err)
+		}
+		if p.Extensions == nil {
+			p.Extensions = map[string]any{}
+		}
+		p.Extensions[name] = v
+	}
+	return p, nil
+}

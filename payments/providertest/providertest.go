@@ -46,7 +46,10 @@ func New(t testing.TB, newProvider func(merchantID string, clock *fakeclock.Cloc
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := qr.NewService(db, clock.Now, "http://127.0.0.1")
+	q, err := qr.NewService(db, clock.Now, "http://127.0.0.1", func(ctx context.Context, merchantID, itemID string) error {
+		_, err := cat.Item(ctx, merchantID, itemID)
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@
 package fake
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -434,20 +433,4 @@ func refundAnswer(r Refund, total int64, currency string) map[string]any {
 		"channel": "ORIGINAL", "status": "PROCESSING",
 		"amount": map[string]any{"refund": r.Amount, "total": total, "currency": currency, "payer_refund": r.Amount},
 	}
-}
-
-// Deliver posts a notification to url, as WeChat Pay does.
-func Deliver(ctx context.Context, url string, header http.Header, body []byte) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(string(body)))
-	if err != nil {
-		return 0, err
-	}
-	req.Header = header.Clone()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
 }
