@@ -423,7 +423,7 @@ func TestCreateItemInvalid(t *testing.T) {
 			rules(b)["min_spend"] = map[string]any{"amount": "20.00", "currency": "USD"}
 		}), "rules.min_spend.currency", "currency_mismatch"},
 		"UnknownField":        {with(func(b map[string]any) { b["colour"] = "green" }), "colour", "unknown_field"},
-		"UnknownRulesField":   {with(func(b map[string]any) { rules(b)["valid_forever"] = true }), "valid_forever", "unknown_field"},
+		"UnknownRulesField":   {with(func(b map[string]any) { rules(b)["valid_forever"] = true }), "rules.valid_forever", "unknown_field"},
 		"VoucherWithoutRules": {with(func(b map[string]any) { delete(b, "rules") }), "rules", "required"},
 		"ProductWithRules":    {with(func(b map[string]any) { b["kind"] = "product" }), "rules", "not_allowed"},
 		"BadGTIN":             {with(func(b map[string]any) { b["gtin"] = "4006381333932" }), "gtin", "invalid_gtin"},

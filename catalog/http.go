@@ -1,11 +1,8 @@
 package catalog
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -13,6 +10,7 @@ import (
 
 	"github.com/chatpay/chatpay/internal/httpapi"
 	"github.com/chatpay/chatpay/internal/idempotency"
+	"github.com/chatpay/chatpay/internal/jsonin"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
 )
@@ -278,13 +276,11 @@ func (h *HTTP) listItems(c echo.Context) error {
 		}
 	}
 	opts := ListOptions{Cursor: query.Get("cursor"), GTIN: query.Get("gtin")}
-	if text := query.Get("limit"); text != "" {
-		limit, err := strconv.Atoi(text)
-		if err != nil || limit < 1 || limit > PageSizeMax {
-			return problem.Field("limit", "out_of_range", "limit must be an integer from 1 to %d", PageSizeMax)
-		}
-		opts.Limit = limit
+	limit, err := httpapi.QueryLimit(c, PageSizeMax)
+	if err != nil {
+		return err
 	}
+	opts.Limit = limit
 	page, err := h.service.Items(c.Request().Context(), m.ID, opts)
 	if err != nil {
 		return err
@@ -407,9 +403,7 @@ func (o *optional[T]) UnmarshalJSON(data []byte) error {
 		o.Null = true
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	return dec.Decode(&o.Value)
+	return jsonin.DecodeNested(data, &o.Value)
 }
 
 // required returns the value of a member that may be absent but not null.

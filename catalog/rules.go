@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatpay/chatpay/internal/jsonin"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
 )
@@ -477,9 +477,7 @@ func (r Rules) MarshalJSON() ([]byte, error) { return json.Marshal(r.JSON()) }
 // is exactly the rules that were written.
 func (r *Rules) UnmarshalJSON(data []byte) error {
 	var w RulesJSON
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
+	if err := jsonin.DecodeNested(data, &w); err != nil {
 		return fmt.Errorf("coupon rules: %w", err)
 	}
 	parsed, fields := ParseRules(w, "rules")

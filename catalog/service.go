@@ -525,8 +525,8 @@ func validateItem(d ItemDraft) (ItemDraft, error) {
 		bad("description", "invalid_description", "description is at most %d characters", DescriptionLengthMax)
 	}
 	d.Category = normalizeCategory(d.Category)
-	if !validText(d.Category, CategoryLengthMax) || len(d.Category) > CategoryLengthMax {
-		bad("category", "invalid_category", "category is at most %d bytes", CategoryLengthMax)
+	if !validText(d.Category, CategoryLengthMax) {
+		bad("category", "invalid_category", "category is at most %d characters", CategoryLengthMax)
 	}
 	if d.GTIN != "" && !ValidGTIN(d.GTIN) {
 		bad("gtin", "invalid_gtin", "gtin must be 8, 12, 13 or 14 digits with a correct check digit")

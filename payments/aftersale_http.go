@@ -3,7 +3,6 @@ package payments
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/internal/httpapi"
 	"github.com/chatpay/chatpay/internal/idempotency"
+	"github.com/chatpay/chatpay/internal/jsonin"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
 	"github.com/chatpay/chatpay/ledger"
@@ -84,7 +84,11 @@ func (h *HTTP) topUp(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := h.service.TopUp(c.Request().Context(), sh, in.Amount, in.Card, c.Request().Header.Get(idempotency.HeaderKey))
+	key, err := idempotency.KeyOf(c.Request())
+	if err != nil {
+		return err
+	}
+	t, err := h.service.TopUp(c.Request().Context(), sh, in.Amount, in.Card, key)
 	if err != nil {
 		return err
 	}
@@ -158,7 +162,20 @@ func (h *HTTP) redeem(c echo.Context) error {
 
 type refundRequestJSON struct {
 	Amount   *money.Amount `json:"amount"`
-	CouponID string        `json:"coupon_id"`
+	CouponID presentString `json:"coupon_id"`
+}
+
+// presentString tells an absent member from one that is present: a refund
+// without coupon_id refunds the whole order, so a coupon_id that is there
+// but empty or null must be refused, never read as "everything".
+type presentString struct {
+	Set   bool
+	Value string
+}
+
+func (p *presentString) UnmarshalJSON(data []byte) error {
+	p.Set = true
+	return jsonin.DecodeNested(data, &p.Value)
 }
 
 type refundJSON struct {
@@ -181,13 +198,19 @@ func (h *HTTP) refund(c echo.Context) error {
 	}
 	// An empty body is a full refund.
 	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := httpapi.RequireJSON(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
+			return err
+		}
 		if err := httpapi.DecodeJSON(body, &in); err != nil {
 			return money.FieldProblem("amount", err)
 		}
 	}
+	if in.CouponID.Set && in.CouponID.Value == "" {
+		return problem.Field("coupon_id", "required", "name the voucher to refund, or leave coupon_id out to refund the whole order")
+	}
 	m := merchantOf(c)
 	return h.idempotency.Handle(c, idempotency.MerchantScope(m.ID), body, func(tx *sqlx.Tx) (int, any, error) {
-		r, err := h.service.Refund(c.Request().Context(), tx, m.ID, c.Param("id"), RefundRequest{CouponID: in.CouponID, Amount: in.Amount})
+		r, err := h.service.Refund(c.Request().Context(), tx, m.ID, c.Param("id"), RefundRequest{CouponID: in.CouponID.Value, Amount: in.Amount})
 		if err != nil {
 			return 0, nil, err
 		}
@@ -253,11 +276,9 @@ func (h *HTTP) statement(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	limit := 0
-	if text := c.QueryParam("limit"); text != "" {
-		if limit, err = strconv.Atoi(text); err != nil {
-			return problem.Field("limit", "invalid_limit", "limit must be a whole number")
-		}
+	limit, err := httpapi.QueryLimit(c, ledger.StatementPageSizeMax)
+	if err != nil {
+		return err
 	}
 	page, err := h.service.Statement(c.Request().Context(), ref, currency, c.QueryParam("cursor"), limit)
 	if err != nil {
@@ -270,9 +291,15 @@ func (h *HTTP) statement(c echo.Context) error {
 			Amount: currency.Format(l.Amount), BalanceAfter: currency.Format(l.BalanceAfter), CreatedAt: l.CreatedAt,
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{
-		"account": ref.Code(), "currency": currency.Code(), "lines": lines, "next_cursor": page.NextCursor,
-	})
+	return c.JSON(http.StatusOK, statementJSON{Account: ref.Code(), Currency: currency.Code(), Page: httpapi.NewPage(lines, page.NextCursor)})
+}
+
+// statementJSON is a list like every other ({data, next_cursor}) with the
+// account it belongs to.
+type statementJSON struct {
+	Account  string `json:"account"`
+	Currency string `json:"currency"`
+	httpapi.Page[statementLineJSON]
 }
 
 // Balances are a merchant's accounts in one currency.

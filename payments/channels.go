@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -144,16 +145,31 @@ type Shopper struct {
 	CreatedAt      time.Time `db:"created_at" json:"created_at"`
 }
 
+// ShopperTextMax bounds a shopper's user id and name, in characters.
+const ShopperTextMax = 256
+
+// truncateRunes shortens a name a messenger sent (it is informational: a long
+// one must not stop a purchase) without cutting a character in half.
+func truncateRunes(s string, max int) string {
+	for i := range s {
+		if max == 0 {
+			return s[:i]
+		}
+		max--
+	}
+	return s
+}
+
 const shopperColumns = `id, channel_id, external_user_id, display_name, created_at`
 
 // EnsureShopper returns the shopper for (channel, external user id), creating
 // it on first sight. Concurrent first sights agree on one row.
 func (s *Service) EnsureShopper(ctx context.Context, q sqlx.ExtContext, channelID, externalUserID, displayName string) (Shopper, error) {
-	if externalUserID == "" || len(externalUserID) > 256 {
-		return Shopper{}, problem.Field("user_id", "invalid_user_id", "a user id of 1 to 256 characters is required")
+	if externalUserID == "" || utf8.RuneCountInString(externalUserID) > ShopperTextMax {
+		return Shopper{}, problem.Field("user_id", "invalid_user_id", "a user id of 1 to %d characters is required", ShopperTextMax)
 	}
-	if len(displayName) > 256 {
-		displayName = displayName[:256]
+	if utf8.RuneCountInString(displayName) > ShopperTextMax {
+		return Shopper{}, problem.Field("name", "too_long", "a name has at most %d characters", ShopperTextMax)
 	}
 	const insert = `
 		INSERT INTO shoppers (id, channel_id, external_user_id, display_name, created_at)
@@ -206,7 +222,7 @@ func (s *Service) ShopperFromLaunch(ctx context.Context, channelID, raw string) 
 	}
 	var sh Shopper
 	err = database.WithTx(ctx, s.db, nil, func(tx *sqlx.Tx) error {
-		sh, err = s.EnsureShopper(ctx, tx, ch.ID, launch.UserID, launch.Name)
+		sh, err = s.EnsureShopper(ctx, tx, ch.ID, launch.UserID, truncateRunes(launch.Name, ShopperTextMax))
 		return err
 	})
 	return sh, launch, err

@@ -438,7 +438,7 @@ func (s *Service) enqueuePaid(ctx context.Context, tx *sqlx.Tx, order Order, cou
 		}
 		titles = append(titles, title)
 		lines = append(lines, webhooks.OrderLine{ItemID: l.ItemID, SKU: l.SKU, Title: l.Title, Quantity: l.Quantity,
-			Price: webhookAmount(money.New(l.UnitPriceMinor, currency))})
+			UnitPrice: webhookAmount(money.New(l.UnitPriceMinor, currency))})
 	}
 	message := fmt.Sprintf("Paid %s — %s", money.New(order.TotalMinor, currency), strings.Join(titles, ", "))
 	if len(coupons) > 0 {
@@ -455,7 +455,7 @@ func (s *Service) enqueuePaid(ctx context.Context, tx *sqlx.Tx, order Order, cou
 	for _, c := range coupons {
 		issued := webhooks.CouponIssued(order.CreatedAt, webhooks.CouponData{
 			ChatData: webhooks.ChatData{Chat: chat, Message: fmt.Sprintf("Your %s coupon %s is ready. %s", c.Title, c.Code, c.RulesText)},
-			Coupon:   c.webhook("issued"),
+			Coupon:   c.webhook(CouponActive, s.qr.PageURL("/receipts/"+order.ID)),
 		})
 		if err := s.outbox.Enqueue(ctx, tx, issued); err != nil {
 			return fmt.Errorf("enqueue coupon.issued: %w", err)

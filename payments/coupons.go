@@ -222,10 +222,16 @@ func couponByCodeForUpdate(ctx context.Context, tx *sqlx.Tx, merchantID, code st
 	return c, nil
 }
 
-func (c Coupon) webhook(status string) webhooks.Coupon {
+// webhook is the coupon as events show it, in the REST API's vocabulary
+// (status active, redeemed, expired, refunded) with where to open it.
+func (c Coupon) webhook(status, redeemURL string) webhooks.Coupon {
+	validFrom := c.IssuedAt.UTC()
+	if c.Rules.ValidFrom != nil && c.Rules.ValidFrom.After(validFrom) {
+		validFrom = c.Rules.ValidFrom.UTC()
+	}
 	w := webhooks.Coupon{
-		ID: c.ID, OrderID: c.OrderID, MerchantID: c.MerchantID, ItemID: c.ItemID, Title: c.Title,
-		Status: status, Rules: c.RulesText,
+		ID: c.ID, OrderID: c.OrderID, MerchantID: c.MerchantID, ShopperID: c.ShopperID, ItemID: c.ItemID,
+		Title: c.Title, Code: c.Code, Status: status, Rules: c.RulesText, ValidFrom: &validFrom, RedeemURL: redeemURL,
 	}
 	if c.ValidUntil.Valid {
 		until := c.ValidUntil.Time

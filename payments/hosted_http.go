@@ -60,9 +60,12 @@ func (h *HTTP) hostedTopUp(c echo.Context, in topUpRequest) error {
 	if err != nil {
 		return err
 	}
+	key, err := idempotency.KeyOf(c.Request())
+	if err != nil {
+		return err
+	}
 	t, err := h.service.StartHostedTopUp(c.Request().Context(), sh, HostedStart{
-		MerchantID: in.MerchantID, Amount: in.Amount, Method: in.Method, ReturnURL: in.ReturnURL,
-		Key: c.Request().Header.Get(idempotency.HeaderKey),
+		MerchantID: in.MerchantID, Amount: in.Amount, Method: in.Method, ReturnURL: in.ReturnURL, Key: key,
 	})
 	if err != nil {
 		return err
@@ -73,6 +76,7 @@ func (h *HTTP) hostedTopUp(c echo.Context, in topUpRequest) error {
 type topUpRefundJSON struct {
 	ID               string       `json:"id"`
 	TopUpID          string       `json:"top_up_id"`
+	ShopperID        string       `json:"shopper_id"`
 	Status           string       `json:"status"`
 	Amount           money.Amount `json:"amount"`
 	ProviderRefundID string       `json:"provider_refund_id,omitempty"`
@@ -92,7 +96,11 @@ func (h *HTTP) refundTopUp(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := h.service.RefundTopUp(c.Request().Context(), sh.ID, c.Param("topup"), in.Amount, c.Request().Header.Get(idempotency.HeaderKey))
+	key, err := idempotency.KeyOf(c.Request())
+	if err != nil {
+		return err
+	}
+	r, err := h.service.RefundTopUp(c.Request().Context(), sh.ID, c.Param("topup"), in.Amount, key)
 	if err != nil {
 		return err
 	}
@@ -101,7 +109,7 @@ func (h *HTTP) refundTopUp(c echo.Context) error {
 		status = http.StatusCreated
 	}
 	return c.JSON(status, topUpRefundJSON{
-		ID: r.ID, TopUpID: r.TopUpID, Status: r.Status, Amount: amount(r.AmountMinor, r.Currency),
+		ID: r.ID, TopUpID: r.TopUpID, ShopperID: sh.ID, Status: r.Status, Amount: amount(r.AmountMinor, r.Currency),
 		ProviderRefundID: r.ProviderRefundID.String, Failure: r.FailureCode.String,
 	})
 }

@@ -3,8 +3,6 @@ package payments
 import (
 	"context"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/labstack/echo/v4"
@@ -14,6 +12,7 @@ import (
 	"github.com/chatpay/chatpay/internal/idempotency"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
+	"github.com/chatpay/chatpay/qr"
 )
 
 // HTTP serves the channel API (bots acting for their shoppers) and the
@@ -121,13 +120,13 @@ func (h *HTTP) shopperCoupons(c echo.Context) error {
 	for i, cp := range coupons {
 		out[i] = toCouponJSON(cp)
 	}
-	return c.JSON(http.StatusOK, map[string]any{"coupons": out})
+	return c.JSON(http.StatusOK, httpapi.NewPage(out, ""))
 }
 
 type checkoutRequest struct {
 	ShopperID  string `json:"shopper_id"`
 	ChatID     string `json:"chat_id"`
-	TTLSeconds int    `json:"ttl_seconds"`
+	TTLSeconds *int64 `json:"ttl_seconds"`
 	Lines      []struct {
 		ItemID   string `json:"item_id"`
 		Quantity int    `json:"quantity"`
@@ -148,7 +147,11 @@ func (h *HTTP) createCheckout(c echo.Context) error {
 		}
 		return err
 	}
-	req := CheckoutRequest{Shopper: sh, ChatID: in.ChatID, Reserve: true, TTL: time.Duration(in.TTLSeconds) * time.Second}
+	ttl, err := httpapi.Seconds("ttl_seconds", in.TTLSeconds, CheckoutTTLMin, CheckoutTTLMax)
+	if err != nil {
+		return err
+	}
+	req := CheckoutRequest{Shopper: sh, ChatID: in.ChatID, Reserve: true, TTL: ttl}
 	for _, l := range in.Lines {
 		req.Lines = append(req.Lines, LineRequest{ItemID: l.ItemID, Quantity: l.Quantity})
 	}
@@ -220,13 +223,9 @@ func (h *HTTP) cancel(c echo.Context) error {
 }
 
 func (h *HTTP) listOrders(c echo.Context) error {
-	limit := 0
-	if text := c.QueryParam("limit"); text != "" {
-		n, err := strconv.Atoi(text)
-		if err != nil {
-			return problem.Field("limit", "invalid_limit", "limit must be a whole number")
-		}
-		limit = n
+	limit, err := httpapi.QueryLimit(c, ListPageSizeMax)
+	if err != nil {
+		return err
 	}
 	page, err := h.service.MerchantOrders(c.Request().Context(), merchantOf(c).ID, c.QueryParam("cursor"), limit)
 	if err != nil {
@@ -236,7 +235,7 @@ func (h *HTTP) listOrders(c echo.Context) error {
 	for i, o := range page.Orders {
 		out[i] = toOrderJSON(o)
 	}
-	return c.JSON(http.StatusOK, map[string]any{"orders": out, "next_cursor": page.NextCursor})
+	return c.JSON(http.StatusOK, httpapi.NewPage(out, page.NextCursor))
 }
 
 func (h *HTTP) getOrder(c echo.Context) error {
@@ -256,7 +255,7 @@ func (h *HTTP) getOrder(c echo.Context) error {
 }
 
 type tillCheckoutRequest struct {
-	TTLSeconds int `json:"ttl_seconds"`
+	TTLSeconds *int64 `json:"ttl_seconds"`
 	Lines      []struct {
 		ItemID   string `json:"item_id"`
 		Quantity int    `json:"quantity"`
@@ -282,7 +281,10 @@ func (h *HTTP) createTillCheckout(c echo.Context) error {
 	for _, l := range in.Lines {
 		lines = append(lines, LineRequest{ItemID: l.ItemID, Quantity: l.Quantity})
 	}
-	ttl := time.Duration(in.TTLSeconds) * time.Second
+	ttl, err := httpapi.Seconds("ttl_seconds", in.TTLSeconds, qr.DynamicTTLMin, qr.DynamicTTLMax)
+	if err != nil {
+		return err
+	}
 	return h.idempotency.Handle(c, idempotency.MerchantScope(m.ID), body, func(tx *sqlx.Tx) (int, any, error) {
 		till, err := h.service.CreateTillCheckout(c.Request().Context(), tx, m.ID, lines, ttl)
 		if err != nil {

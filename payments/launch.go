@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chatpay/chatpay/internal/problem"
 )
@@ -93,6 +94,11 @@ func VerifyLaunch(raw string, keys LaunchKeys, now time.Time, maxAge time.Durati
 		}
 		if len(vs[0]) > launchFieldMax {
 			return Launch{}, launchRefused("field %q is longer than %d bytes", key, launchFieldMax)
+		}
+		// Signed or not, such text cannot be stored: refuse it here, not
+		// as a database error deep inside the purchase.
+		if !utf8.ValidString(key+vs[0]) || strings.ContainsRune(key+vs[0], 0) {
+			return Launch{}, launchRefused("field %q is not valid text", key)
 		}
 		fields[key] = vs[0]
 	}

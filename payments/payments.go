@@ -28,8 +28,11 @@ import (
 
 // Limits of a checkout.
 const (
-	CheckoutTTLDefault  = 15 * time.Minute
-	CheckoutTTLMax      = 24 * time.Hour
+	CheckoutTTLDefault = 15 * time.Minute
+	CheckoutTTLMax     = 24 * time.Hour
+	// CheckoutTTLMin is the shortest hold a caller may ask for: less cannot
+	// survive one slow round trip from the chat.
+	CheckoutTTLMin      = 30 * time.Second
 	LinesMax            = 20
 	LineQuantityMax     = 100
 	ListPageSizeMax     = 100

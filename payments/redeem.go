@@ -368,7 +368,7 @@ func (s *Service) enqueueCouponEvent(ctx context.Context, tx *sqlx.Tx, c Coupon,
 	if err := tx.QueryRowxContext(ctx, q, c.OrderID).Scan(&chat.ChannelID, &chat.ExternalUserID, &chat.ChatID); err != nil {
 		return fmt.Errorf("coupon conversation: %w", err)
 	}
-	data := webhooks.CouponData{ChatData: webhooks.ChatData{Chat: chat}, Coupon: c.webhook(status)}
+	data := webhooks.CouponData{ChatData: webhooks.ChatData{Chat: chat}, Coupon: c.webhook(status, s.qr.PageURL("/receipts/"+c.OrderID))}
 	fill(&data, c.Location())
 	var event webhooks.Event
 	switch status {

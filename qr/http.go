@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/chatpay/chatpay/internal/httpapi"
 	"github.com/chatpay/chatpay/internal/idempotency"
 	"github.com/chatpay/chatpay/internal/money"
-	"github.com/chatpay/chatpay/internal/problem"
 )
 
 // MerchantResolver returns the authenticated merchant's id for a request, or
@@ -117,41 +115,26 @@ func (h *HTTP) create(c echo.Context) error {
 	})
 }
 
-type listResponse struct {
-	Object     string     `json:"object"`
-	Data       []codeView `json:"data"`
-	NextCursor *string    `json:"next_cursor"`
-}
-
 func (h *HTTP) list(c echo.Context) error {
 	merchantID, err := h.merchantFrom(c)
 	if err != nil {
 		return err
 	}
 	q := ListQuery{Kind: Kind(c.QueryParam("kind")), Cursor: c.QueryParam("cursor")}
-	if raw := c.QueryParam("limit"); raw != "" {
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 {
-			return listLimitError()
-		}
-		q.Limit = n
+	limit, err := httpapi.QueryLimit(c, PageSizeMax)
+	if err != nil {
+		return err
 	}
+	q.Limit = limit
 	page, err := h.svc.List(c.Request().Context(), merchantID, q)
 	if err != nil {
 		return err
 	}
-	resp := listResponse{Object: "list", Data: make([]codeView, 0, len(page.Codes))}
+	views := make([]codeView, 0, len(page.Codes))
 	for _, code := range page.Codes {
-		resp.Data = append(resp.Data, h.view(c, code))
+		views = append(views, h.view(c, code))
 	}
-	if page.NextCursor != "" {
-		resp.NextCursor = &page.NextCursor
-	}
-	return c.JSON(http.StatusOK, resp)
-}
-
-func listLimitError() error {
-	return problem.Field("limit", "out_of_range", "limit must be a whole number between 1 and %d", PageSizeMax)
+	return c.JSON(http.StatusOK, httpapi.NewPage(views, page.NextCursor))
 }
 
 func (h *HTTP) get(c echo.Context) error {

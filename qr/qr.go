@@ -116,7 +116,7 @@ func (c Code) StatusAt(now time.Time) Status {
 // Error codes for codes that exist but can no longer be used, and for tokens
 // that match nothing. Pages show a clear message for each.
 const (
-	CodeNotFound      = "qr_not_found"
+	CodeNotFound      = "not_found" // one word for absence across the API
 	CodeRevoked       = "qr_revoked"
 	CodeExpired       = "qr_expired"
 	CodeUsed          = "qr_used"

@@ -69,6 +69,10 @@ func normalizeBaseURL(raw string) (string, error) {
 // payments serves at /q/<token>.
 func (s *Service) URL(token string) string { return s.baseURL + "/q/" + token }
 
+// PageURL is the public URL of another page of chatpay (a receipt), so that
+// every link chatpay hands out shares the one configured base URL.
+func (s *Service) PageURL(path string) string { return s.baseURL + path }
+
 // targetIDPattern is the form of the foreign ids chatpay makes (ids.New) with
 // room for other reasonable ids; it keeps odd bytes out of URLs and logs.
 var targetIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

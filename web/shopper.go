@@ -144,7 +144,7 @@ func (h *Shopper) renderProblem(c echo.Context, err error) error {
 		page = messagePage{T: t, Title: t.ExpiredTitle, Message: t.ExpiredMessage, Hint: t.ExpiredHint, Code: p.Code}
 	case qr.CodeUsed:
 		page = messagePage{T: t, Title: t.UsedTitle, Message: t.UsedMessage, Hint: t.UsedHint, Code: p.Code}
-	case qr.CodeNotFound, "not_found":
+	case qr.CodeNotFound:
 		page = messagePage{T: t, Title: t.NotFoundTitle, Message: t.NotFoundMsg, Hint: t.NotFoundHint, Code: p.Code}
 	case "invalid_launch_context":
 		page = messagePage{T: t, Title: t.LaunchTitle, Message: p.Detail, Hint: t.LaunchHint, Code: p.Code}

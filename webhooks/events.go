@@ -21,15 +21,26 @@ type Event struct {
 	OrderingKey string
 	// Data is the event's "data" object; it must encode to a JSON object.
 	Data any
+	// Test marks an event of a sandbox instance (livemode false).
+	Test bool
 }
 
 // Envelope is the JSON body of every webhook request.
 type Envelope struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	// APIVersion names the shape of data, so a receiver can tell a payload
+	// of another version from a bug.
+	APIVersion string `json:"api_version"`
+	// Livemode is false for events of a sandbox (test) instance.
+	Livemode  bool            `json:"livemode"`
 	Timestamp time.Time       `json:"timestamp"`
 	Data      json.RawMessage `json:"data"`
 }
+
+// APIVersion is the version of every payload this build sends; it changes
+// only when a field changes meaning or goes away (new fields are additions).
+const APIVersion = "2026-12-01"
 
 // Chat is the conversation an event belongs to, so that the messenger backend
 // can answer in the right chat.
@@ -50,11 +61,11 @@ type Amount struct {
 
 // OrderLine is one line of an order.
 type OrderLine struct {
-	ItemID   string `json:"item_id"`
-	SKU      string `json:"sku,omitempty"`
-	Title    string `json:"title"`
-	Quantity int    `json:"quantity"`
-	Price    Amount `json:"price"`
+	ItemID    string `json:"item_id"`
+	SKU       string `json:"sku,omitempty"`
+	Title     string `json:"title"`
+	Quantity  int    `json:"quantity"`
+	UnitPrice Amount `json:"unit_price"`
 }
 
 // Order is the order part of order events.
@@ -68,16 +79,20 @@ type Order struct {
 
 // Coupon is the coupon part of coupon events.
 type Coupon struct {
-	ID         string     `json:"id"`
-	OrderID    string     `json:"order_id"`
-	MerchantID string     `json:"merchant_id"`
-	ItemID     string     `json:"item_id"`
-	Title      string     `json:"title"`
-	Status     string     `json:"status"` // issued, redeemed, expired, refunded
+	ID         string `json:"id"`
+	OrderID    string `json:"order_id"`
+	MerchantID string `json:"merchant_id"`
+	ShopperID  string `json:"shopper_id"`
+	ItemID     string `json:"item_id"`
+	Title      string `json:"title"`
+	// Code is what a till scans or types; it is shown only to the chat's shopper.
+	Code       string     `json:"code"`
+	Status     string     `json:"status"` // active, redeemed, expired, refunded: as in the REST API
 	ValidFrom  *time.Time `json:"valid_from,omitempty"`
 	ValidUntil *time.Time `json:"valid_until,omitempty"`
 	// Rules is the plain-words summary the checkout page shows.
-	Rules     string `json:"rules,omitempty"`
+	Rules string `json:"rules,omitempty"`
+	// RedeemURL opens the coupon with its rotating code for the till.
 	RedeemURL string `json:"redeem_url,omitempty"`
 }
 

@@ -173,7 +173,7 @@ func newDispatcher(t *testing.T, cfg DispatcherConfig) *Dispatcher {
 func paid(ch, m, chatID string, n int) Event {
 	return OrderPaid(time.Now(), OrderPaidData{
 		ChatData: ChatData{Chat: Chat{ChannelID: ch, ExternalUserID: "u1", ChatID: chatID}, Message: "Paid 3.00 CNY — Tea card"},
-		Order:    Order{ID: "ord_" + chatID + "_" + itoa(n), MerchantID: m, Total: Amount{Amount: "3.00", Currency: "CNY"}, Lines: []OrderLine{{ItemID: "item_1", Title: "Tea card", Quantity: n, Price: Amount{Amount: "3.00", Currency: "CNY"}}}},
+		Order:    Order{ID: "ord_" + chatID + "_" + itoa(n), MerchantID: m, Total: Amount{Amount: "3.00", Currency: "CNY"}, Lines: []OrderLine{{ItemID: "item_1", Title: "Tea card", Quantity: n, UnitPrice: Amount{Amount: "3.00", Currency: "CNY"}}}},
 	})
 }
 

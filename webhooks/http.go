@@ -3,7 +3,6 @@ package webhooks
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -70,22 +69,7 @@ func (h *HTTP) create(c echo.Context) error {
 	return c.JSON(http.StatusCreated, endpointWithSecret{Endpoint: ep, Secret: secret.Secret})
 }
 
-type page[T any] struct {
-	Data       []T    `json:"data"`
-	NextCursor string `json:"next_cursor,omitempty"`
-}
-
-func queryLimit(c echo.Context) (int, error) {
-	raw := c.QueryParam("limit")
-	if raw == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(raw)
-	if err != nil || n < 1 || n > pageSizeMax {
-		return 0, problem.Field("limit", "out_of_range", "must be an integer from 1 to %d", pageSizeMax)
-	}
-	return n, nil
-}
+func queryLimit(c echo.Context) (int, error) { return httpapi.QueryLimit(c, pageSizeMax) }
 
 func (h *HTTP) list(c echo.Context) error {
 	owner, err := h.owner(c)
@@ -100,7 +84,7 @@ func (h *HTTP) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, page[Endpoint]{Data: eps, NextCursor: next})
+	return c.JSON(http.StatusOK, httpapi.NewPage(eps, next))
 }
 
 func (h *HTTP) get(c echo.Context) error {
@@ -229,7 +213,7 @@ func (h *HTTP) deliveries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, page[Delivery]{Data: ds, NextCursor: next})
+	return c.JSON(http.StatusOK, httpapi.NewPage(ds, next))
 }
 
 type replayFailedRequest struct {

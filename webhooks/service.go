@@ -80,7 +80,8 @@ func (e Event) body() ([]byte, error) {
 	if !bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
 		return nil, fmt.Errorf("webhooks: %s data must encode to a JSON object", e.Type)
 	}
-	body, err := json.Marshal(Envelope{ID: e.ID, Type: e.Type, Timestamp: e.CreatedAt.UTC(), Data: data})
+	body, err := json.Marshal(Envelope{ID: e.ID, Type: e.Type, APIVersion: APIVersion, Livemode: !e.Test,
+		Timestamp: e.CreatedAt.UTC(), Data: data})
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: encode %s: %w", e.Type, err)
 	}

@@ -193,14 +193,14 @@ func TestRedeemTeaCardTable(t *testing.T) {
 		}
 		first := ta.call("GET", "/v1/ledger/accounts/deferred/statement?currency=CNY&limit=1", shop.key, "", nil)
 		page := first.JSON(t)
-		lines := page["lines"].([]any)
-		if first.Status != http.StatusOK || len(lines) != 1 || lines[0].(map[string]any)["amount"] != "-3.00" || page["next_cursor"] == "" {
+		lines := page["data"].([]any)
+		if first.Status != http.StatusOK || len(lines) != 1 || lines[0].(map[string]any)["amount"] != "-3.00" || page["next_cursor"] == nil {
 			t.Fatalf("statement page 1: %d %s", first.Status, first.Body)
 		}
 		second := ta.call("GET", "/v1/ledger/accounts/deferred/statement?currency=CNY&limit=1&cursor="+page["next_cursor"].(string), shop.key, "", nil)
 		page = second.JSON(t)
-		lines = page["lines"].([]any)
-		if len(lines) != 1 || lines[0].(map[string]any)["amount"] != "3.00" || page["next_cursor"] != "" {
+		lines = page["data"].([]any)
+		if len(lines) != 1 || lines[0].(map[string]any)["amount"] != "3.00" || page["next_cursor"] != nil {
 			t.Fatalf("statement page 2: %s", second.Body)
 		}
 	})

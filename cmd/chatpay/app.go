@@ -137,7 +137,7 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	}
 	a := &app{
 		services: svc, db: db, logger: logger, cfg: cfg, dispatcher: dispatcher,
-		echo: httpapi.New(httpapi.Options{Logger: logger, Registry: metricsRegistry(db), Ready: readiness(db, migrator)}),
+		echo: httpapi.New(httpapi.Options{Logger: logger, Registry: metricsRegistry(db), Ready: readiness(db, migrator), Locations: createdLocations}),
 	}
 	a.mountRoutes()
 	return a, nil

@@ -1,16 +1,15 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/chatpay/chatpay/internal/jsonin"
 	"github.com/chatpay/chatpay/internal/problem"
 )
 
@@ -31,26 +30,18 @@ func ReadBody(c echo.Context) ([]byte, error) {
 	return body, nil
 }
 
-// DecodeJSON decodes exactly one JSON object into v, refusing unknown fields,
-// and names the offending field in the problem it returns.
-func DecodeJSON(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return problem.New(problem.KindBadRequest, "malformed_json", "the request body is empty; a JSON object is expected")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return jsonProblem(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return problem.New(problem.KindBadRequest, "malformed_json", "the body holds more than one JSON value")
-	}
-	return nil
-}
+// DecodeJSON decodes exactly one JSON value into v under jsonin's rules
+// (exact member names, once each, no unknown members, valid UTF-8 without
+// NUL), naming the offending field in the problem it returns.
+func DecodeJSON(body []byte, v any) error { return jsonin.Decode(body, v) }
 
-// BindJSON reads and decodes the request body.
+// BindJSON checks that the request says it is JSON, then reads and decodes
+// its body. A form, text or a missing Content-Type is 415: a client that
+// does not say what it sends is a client whose bytes may mean something else.
 func BindJSON(c echo.Context, v any) ([]byte, error) {
+	if err := RequireJSON(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
+		return nil, err
+	}
 	body, err := ReadBody(c)
 	if err != nil {
 		return nil, err
@@ -58,26 +49,12 @@ func BindJSON(c echo.Context, v any) ([]byte, error) {
 	return body, DecodeJSON(body, v)
 }
 
-func jsonProblem(err error) error {
-	var syntaxErr *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	var p *problem.Error
-	switch {
-	case errors.As(err, &p):
-		return p // a field's own UnmarshalJSON said what is wrong
-	case errors.As(err, &syntaxErr):
-		return problem.New(problem.KindBadRequest, "malformed_json", "invalid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			field = "(body)"
-		}
-		return problem.Field(field, "invalid_type", "expected %s, got JSON %s", typeErr.Type, typeErr.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return problem.Field(name, "unknown_field", "unknown field %q", name)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return problem.New(problem.KindBadRequest, "malformed_json", "the JSON body ends too early")
+// RequireJSON accepts application/json and any +json media type.
+func RequireJSON(contentType string) error {
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	if err == nil && (mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")) {
+		return nil
 	}
-	return problem.New(problem.KindBadRequest, "malformed_json", "%v", fmt.Sprint(err))
+	return problem.New(problem.KindUnsupportedMediaType, "unsupported_media_type",
+		"the request body must be JSON, sent with Content-Type: application/json")
 }

@@ -41,6 +41,8 @@ type Options struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // /metrics serves it; request metrics are added to it
 	Ready    ReadinessCheck
+	// Locations gives 201 (and 202) answers their Location header.
+	Locations Locations
 }
 
 // New returns an echo instance with chatpay's middleware, error handler,
@@ -59,6 +61,8 @@ func New(opts Options) *echo.Echo {
 		DisablePrintStack: true, // observe logs the error with the request id
 	}))
 	e.Use(middleware.BodyLimit(strconv.Itoa(BodyLimitBytes/1024) + "K"))
+	e.Use(TextHygiene())
+	e.Use(locate(opts.Locations))
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -256,6 +257,23 @@ func (s *Store) Purge(ctx context.Context, olderThan time.Duration) (int64, erro
 	return res.RowsAffected()
 }
 
+// KeyOf returns the request's Idempotency-Key, "" when it has none. A header
+// that is present but blank, or sent twice, is idempotency_key_invalid: the
+// client meant to protect the request, and running it unprotected would
+// turn its retry into a second purchase.
+func KeyOf(r *http.Request) (string, error) {
+	values := r.Header.Values(HeaderKey)
+	switch {
+	case len(values) == 0:
+		return "", nil
+	case len(values) > 1:
+		return "", problem.New(problem.KindBadRequest, "idempotency_key_invalid", "send one Idempotency-Key header, not %d", len(values))
+	case strings.TrimSpace(values[0]) == "":
+		return "", problem.New(problem.KindBadRequest, "idempotency_key_invalid", "Idempotency-Key is blank: send a unique key, or leave the header out")
+	}
+	return values[0], validateKey(values[0])
+}
+
 func validateKey(key string) error {
 	if len(key) > KeyLengthMax {
 		return problem.New(problem.KindBadRequest, "idempotency_key_invalid", "Idempotency-Key is longer than %d characters", KeyLengthMax)
@@ -279,9 +297,13 @@ func jsonResponse(status int, value any) (Response, error) {
 // Handle runs change for an echo request under the caller's scope and writes
 // the response (fresh or replayed). body is the already-read request body.
 func (s *Store) Handle(c echo.Context, scope Scope, body []byte, change Change) error {
+	key, err := KeyOf(c.Request())
+	if err != nil {
+		return err
+	}
 	req := Request{
 		Scope:  scope,
-		Key:    c.Request().Header.Get(HeaderKey),
+		Key:    key,
 		Method: c.Request().Method,
 		Path:   c.Request().URL.Path,
 		Body:   body,

@@ -19,6 +19,7 @@ import (
 	"github.com/shopspring/decimal"
 	"golang.org/x/text/currency"
 
+	"github.com/chatpay/chatpay/internal/jsonin"
 	"github.com/chatpay/chatpay/internal/problem"
 )
 
@@ -43,6 +44,10 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Detail }
+
+// ProblemCode lets a JSON decoder keep the code when an amount inside a
+// request body is refused.
+func (e *Error) ProblemCode() string { return e.Code }
 
 func errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Detail: fmt.Sprintf(format, args...)}
@@ -185,9 +190,7 @@ func (a Amount) MarshalJSON() ([]byte, error) {
 // Its errors are *Error; ParseAmountField turns them into field problems.
 func (a *Amount) UnmarshalJSON(data []byte) error {
 	var w wire
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
+	if err := jsonin.DecodeNested(data, &w); err != nil {
 		return errorf("invalid_amount", `an amount is an object like {"amount":"3.00","currency":"CNY"}`)
 	}
 	c, err := ParseCurrency(w.Currency)

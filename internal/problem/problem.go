@@ -27,21 +27,23 @@ const (
 	KindUnavailable              // a dependency is down: 503
 	KindMethodNotAllowed
 	KindTooManyRequests
+	KindUnsupportedMediaType // the body is not in a media type the route takes: 415
 )
 
 var statusOf = map[Kind]int{
-	KindInternal:         http.StatusInternalServerError,
-	KindInvalid:          http.StatusUnprocessableEntity,
-	KindBadRequest:       http.StatusBadRequest,
-	KindUnauthorized:     http.StatusUnauthorized,
-	KindForbidden:        http.StatusForbidden,
-	KindNotFound:         http.StatusNotFound,
-	KindConflict:         http.StatusConflict,
-	KindRefused:          http.StatusUnprocessableEntity,
-	KindTooLarge:         http.StatusRequestEntityTooLarge,
-	KindUnavailable:      http.StatusServiceUnavailable,
-	KindMethodNotAllowed: http.StatusMethodNotAllowed,
-	KindTooManyRequests:  http.StatusTooManyRequests,
+	KindInternal:             http.StatusInternalServerError,
+	KindInvalid:              http.StatusUnprocessableEntity,
+	KindBadRequest:           http.StatusBadRequest,
+	KindUnauthorized:         http.StatusUnauthorized,
+	KindForbidden:            http.StatusForbidden,
+	KindNotFound:             http.StatusNotFound,
+	KindConflict:             http.StatusConflict,
+	KindRefused:              http.StatusUnprocessableEntity,
+	KindTooLarge:             http.StatusRequestEntityTooLarge,
+	KindUnavailable:          http.StatusServiceUnavailable,
+	KindMethodNotAllowed:     http.StatusMethodNotAllowed,
+	KindTooManyRequests:      http.StatusTooManyRequests,
+	KindUnsupportedMediaType: http.StatusUnsupportedMediaType,
 }
 
 // FieldError names one bad input field, as a JSON pointer-ish dotted path.
