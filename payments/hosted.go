@@ -50,6 +50,9 @@ const (
 const (
 	CodeInvalidNotification = "invalid_notification"
 	CodeMethodUnsupported   = "payment_method_unsupported"
+	// CodeProviderNotConfigured: the merchant has no Stripe or WeChat Pay
+	// account configured.
+	CodeProviderNotConfigured = "provider_not_configured"
 	// FailurePaymentClosed is the failure code of a top-up whose payment the
 	// provider closed (expired, or closed by reconciliation) without capture.
 	FailurePaymentClosed = "payment_closed"
@@ -185,13 +188,17 @@ func (s *Service) HasHostedProvider(ctx context.Context, merchantID string) (str
 	return p.Name(), true, nil
 }
 
+// hostedProvider is merchantID's provider. A merchant without one is the
+// caller's mistake (422 provider_not_configured), not an outage.
 func (s *Service) hostedProvider(ctx context.Context, merchantID string) (HostedProvider, error) {
+	notConfigured := problem.New(problem.KindInvalid, CodeProviderNotConfigured,
+		"this merchant takes no payments through a payment provider; top up by card (the sandbox) instead")
 	if s.hosted == nil {
-		return nil, problem.New(problem.KindUnavailable, CodeProviderUnavailable, "no payment provider is configured")
+		return nil, notConfigured
 	}
 	p, err := s.hosted.HostedProvider(ctx, merchantID)
 	if errors.Is(err, ErrNoHostedProvider) {
-		return nil, problem.New(problem.KindUnavailable, CodeProviderUnavailable, "this merchant takes no payments through a payment provider")
+		return nil, notConfigured
 	}
 	if err != nil {
 		return nil, fmt.Errorf("payment provider of %s: %w", merchantID, err)

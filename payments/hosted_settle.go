@@ -33,7 +33,7 @@ const (
 func (s *Service) HandleNotification(ctx context.Context, providerName, merchantID string, header http.Header, body []byte) (string, error) {
 	p, err := s.hostedProvider(ctx, merchantID)
 	if err != nil {
-		if problemCode(err) == CodeProviderUnavailable {
+		if problemCode(err) == CodeProviderNotConfigured {
 			return "", problem.NotFound("payment provider")
 		}
 		return "", err

@@ -62,7 +62,12 @@ func TestWeChatPaySheetInTheBrowser(t *testing.T) {
 		Params map[string]string `json:"params"`
 	}
 	for i := 0; record.Name == "" && i < browserPollMax; i++ {
-		if raw := b.eval(`sessionStorage.getItem("wx") || ""`); raw != "" {
+		// The page navigates twice (the sheet's page, then back): an
+		// evaluation that lands in between is simply tried again.
+		ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
+		raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](`sessionStorage.getItem("wx") || ""`))
+		cancel()
+		if err == nil && raw != "" {
 			if err := json.Unmarshal([]byte(raw), &record); err != nil {
 				t.Fatal(err)
 			}
