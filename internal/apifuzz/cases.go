@@ -76,8 +76,9 @@ func buildCase(g *generator, cfg Config, o operation, i int) testCase {
 	switch c.mutation {
 	case mutHostileString:
 		j := g.rand.IntN(len(hostileStrings))
-		c.mustRefuse = j < refusedHostileStrings
-		setRandomString(g, bodyValue, hostileStrings[j])
+		// An empty object (every member optional and left out) has nowhere
+		// to put the string: the request is then valid and need not fail.
+		c.mustRefuse = setRandomString(g, bodyValue, hostileStrings[j]) && j < refusedHostileStrings
 	case mutWrongType:
 		setRandomMember(g, bodyValue, wrongTypes[g.rand.IntN(len(wrongTypes))])
 	case mutOutOfRange:
@@ -180,7 +181,9 @@ func setRandomMember(g *generator, body any, value raw) {
 	}
 }
 
-func setRandomString(g *generator, body any, value raw) {
+// setRandomString puts value into a random string member (or any member),
+// and reports whether the body had one.
+func setRandomString(g *generator, body any, value raw) bool {
 	var all, texts []*member
 	slots(body, &all)
 	for _, m := range all {
@@ -191,9 +194,11 @@ func setRandomString(g *generator, body any, value raw) {
 	if len(texts) == 0 {
 		texts = all
 	}
-	if len(texts) > 0 {
-		texts[g.rand.IntN(len(texts))].value = value
+	if len(texts) == 0 {
+		return false
 	}
+	texts[g.rand.IntN(len(texts))].value = value
+	return true
 }
 
 func outOfRangeMember(g *generator, s *openapi3.Schema, body any) any {
