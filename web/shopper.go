@@ -477,6 +477,9 @@ func (h *Shopper) topUp(c echo.Context) error {
 	if method := c.FormValue("method"); method != "" && method != payments.MethodCard {
 		return h.hostedTopUp(c, launch, shopper, amount)
 	}
+	if err := h.refuseCardForHosted(c); err != nil {
+		return h.renderProblem(c, err)
+	}
 	topUp, err := h.payments.TopUp(ctx, shopper, amount, c.FormValue("card"), c.FormValue("idempotency_key"))
 	if err != nil {
 		if p, ok := problem.As(err); ok && p.Status() < 500 {

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/chatpay/chatpay/internal/money"
+	"github.com/chatpay/chatpay/internal/problem"
 	"github.com/chatpay/chatpay/payments"
 	"github.com/chatpay/chatpay/qr"
 )
@@ -73,11 +74,29 @@ func inWeChat(r *http.Request) bool { return strings.Contains(r.UserAgent(), "Mi
 // Stripe's page by redirect, WeChat Pay's sheet or QR on our own page. The
 // wallet is credited when the provider's signed notification arrives.
 func (h *Shopper) hostedTopUp(c echo.Context, launch string, shopper payments.Shopper, amount money.Amount) error {
-	// The merchant is the one behind the scanned code, never a form field.
+	ctx := c.Request().Context()
+	merchantID, err := h.merchantOfCode(c)
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	back := baseURL(c) + "/q/" + url.PathEscape(c.Param("token")) + "?launch=" + url.QueryEscape(launch)
+	top, err := h.payments.StartHostedTopUp(ctx, shopper, payments.HostedStart{
+		MerchantID: merchantID, Amount: amount, Method: c.FormValue("method"),
+		ReturnURL: back, Key: c.FormValue("idempotency_key"),
+	})
+	if err != nil {
+		return h.renderProblem(c, err)
+	}
+	return h.showHostedTopUp(c, top, back)
+}
+
+// merchantOfCode is the merchant behind the scanned code: the merchant of a
+// top-up is never taken from a form field.
+func (h *Shopper) merchantOfCode(c echo.Context) (string, error) {
 	ctx := c.Request().Context()
 	code, err := h.payments.ScannedCode(ctx, c.Param("token"))
 	if err != nil {
-		return h.renderProblem(c, err)
+		return "", err
 	}
 	view := checkoutView{T: shopperTextFor(c.Request().Header.Get("Accept-Language"))}
 	if code.TargetType == qr.TargetCheckout {
@@ -85,18 +104,25 @@ func (h *Shopper) hostedTopUp(c echo.Context, launch string, shopper payments.Sh
 	} else {
 		err = h.itemView(ctx, code, &view)
 	}
+	return view.Merchant.ID, err
+}
+
+// refuseCardForHosted refuses the sandbox's card form for a merchant that
+// takes real money through its provider: a card number typed into chatpay
+// would put chatpay in card-data scope. nil lets the card through.
+func (h *Shopper) refuseCardForHosted(c echo.Context) error {
+	merchantID, err := h.merchantOfCode(c)
 	if err != nil {
-		return h.renderProblem(c, err)
+		return err
 	}
-	back := baseURL(c) + "/q/" + url.PathEscape(c.Param("token")) + "?launch=" + url.QueryEscape(launch)
-	top, err := h.payments.StartHostedTopUp(ctx, shopper, payments.HostedStart{
-		MerchantID: view.Merchant.ID, Amount: amount, Method: c.FormValue("method"),
-		ReturnURL: back, Key: c.FormValue("idempotency_key"),
-	})
-	if err != nil {
-		return h.renderProblem(c, err)
+	if _, hosted, err := h.payments.HasHostedProvider(c.Request().Context(), merchantID); err != nil || hosted {
+		if err != nil {
+			return err
+		}
+		return problem.New(problem.KindInvalid, "card_not_accepted",
+			"this merchant takes payments on its payment provider's page; chatpay does not take card numbers")
 	}
-	return h.showHostedTopUp(c, top, back)
+	return nil
 }
 
 func (h *Shopper) showHostedTopUp(c echo.Context, top payments.HostedTopUp, back string) error {

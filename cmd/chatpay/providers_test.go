@@ -206,6 +206,15 @@ func TestTeaCardStoryWithStripe(t *testing.T) {
 		t.Fatalf("provider stripe printed:\n%s", out)
 	}
 
+	// A card number posted to chatpay for this merchant is refused: cards
+	// are typed on Stripe's page only.
+	card := ps.postForm(ps.path+"/topup", url.Values{"launch": {ps.launch}, "idempotency_key": {"card-1"},
+		"amount": {"3.00"}, "currency": {"CNY"}, "card": {"4242424242424242"}})
+	if card.Status != http.StatusUnprocessableEntity || !strings.Contains(string(card.Body), "card_not_accepted") ||
+		ps.count(`SELECT count(*) FROM topups`) != 0 {
+		t.Fatalf("card top-up for a Stripe merchant: %d %s", card.Status, card.Body)
+	}
+
 	// The shopper's wallet is empty: the page offers Stripe, and the form
 	// leads to Stripe's own page. Coming back credits nothing.
 	resp := ps.topUpFromPage("stripe", "Mozilla/5.0 (iPhone) Telegram")
