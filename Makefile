@@ -19,15 +19,15 @@ DEADCODE    := golang.org/x/tools/cmd/deadcode@v0.52.0
 # document and fixtures are what the tests are checked against.
 STRIPE_MOCK_VERSION ?= v0.203.0
 
-.PHONY: run test build vet lint ensure-postgres ensure-chromium ensure-stripe-mock clean
+.PHONY: run test build vet lint ensure-go ensure-postgres ensure-chromium ensure-stripe-mock clean
 
-build:
+build: ensure-go
 	$(GO) build -o $(BIN) ./cmd/chatpay
 
 run: ensure-postgres build
 	./$(BIN) serve --demo
 
-test: ensure-postgres ensure-chromium ensure-stripe-mock
+test: ensure-go ensure-postgres ensure-chromium ensure-stripe-mock
 	$(GO) vet ./...
 	$(MAKE) --no-print-directory lint
 	$(GO) test $(GOTESTFLAGS) ./...
@@ -48,32 +48,31 @@ ensure-postgres:
 	fi; \
 	echo "PostgreSQL server binaries are missing; installing Debian's postgresql package..."; \
 	SUDO=""; if [ "$$(id -u)" != 0 ]; then SUDO="sudo"; fi; \
-	if ! command -v apt-get >/dev/null 2>&1 || { [ -n "$$SUDO" ] && ! command -v sudo >/dev/null 2>&1; }; then \
-		echo "Cannot install PostgreSQL here. Install the server binaries yourself (Debian/Ubuntu: sudo apt-get install postgresql), or set DATABASE_URL for make run." >&2; \
-		exit 1; \
-	fi; \
-	$$SUDO mkdir -p /etc/postgresql-common && \
-	echo "create_main_cluster = false" | $$SUDO tee -a /etc/postgresql-common/createcluster.conf >/dev/null && \
-	$$SUDO apt-get update && \
-	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends \
-		-o Dpkg::Options::=--force-confold postgresql postgresql-contrib || { \
-		echo "Installing PostgreSQL failed. Install it yourself: sudo apt-get install postgresql" >&2; exit 1; }
+	{ $$SUDO mkdir -p /etc/postgresql-common && \
+	  echo "create_main_cluster = false" | $$SUDO tee -a /etc/postgresql-common/createcluster.conf >/dev/null; } 2>/dev/null; \
+	.ci/apt-install PostgreSQL postgresql postgresql-contrib
 
 # Debian's Chromium for the browser tests (skipped when no browser test exists yet).
 ensure-chromium:
 	@if ! grep -rqs --include='*_test.go' 'chromedp' . ; then exit 0; fi; \
 	if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then exit 0; fi; \
 	echo "Chromium is missing; installing Debian's chromium package for the browser tests..."; \
-	SUDO=""; if [ "$$(id -u)" != 0 ]; then SUDO="sudo"; fi; \
-	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "Cannot install Chromium here; install it (sudo apt-get install chromium) to run the browser tests." >&2; exit 1; \
-	fi; \
-	$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends chromium || { \
-		echo "Installing Chromium failed. Install it yourself: sudo apt-get install chromium" >&2; exit 1; }
+	.ci/apt-install Chromium chromium
+
+# Go: go.mod asks for a newer Go than Debian ships (1.19); any Go from 1.21 on
+# fetches the toolchain go.mod names by itself, an older one cannot.
+ensure-go:
+	@v="$$($(GO) env GOVERSION 2>/dev/null | sed 's/^go//')"; \
+	major="$${v%%.*}"; rest="$${v#*.}"; minor="$${rest%%.*}"; \
+	if [ -z "$$v" ] || [ "$$major" -lt 1 ] || { [ "$$major" = 1 ] && [ "$$minor" -lt 21 ]; }; then \
+		echo "chatpay needs Go 1.21 or newer to start (it then fetches the Go release go.mod names, $$(sed -n 's/^go //p' go.mod)); found: $${v:-no go command}." >&2; \
+		echo "Install Go from https://go.dev/dl/ (Debian 12's golang package is 1.19, too old)." >&2; \
+		exit 1; \
+	fi
 
 # Installs stripe-mock into bin/ with the Go toolchain (GOBIN), unless it is
 # there already.
-ensure-stripe-mock:
+ensure-stripe-mock: ensure-go
 	@if [ -x bin/stripe-mock ]; then exit 0; fi; \
 	echo "stripe-mock is missing; installing github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION) into bin/..."; \
 	GOBIN="$(CURDIR)/bin" $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION) || { \

@@ -44,6 +44,13 @@ const (
 	// loginFailureWindow lock the pair out until the window ends.
 	loginFailuresMax   = 5
 	loginFailureWindow = 15 * time.Minute
+	// loginFailuresPerAccountMax counts one account's failures from every
+	// address (a botnet guessing one password), and
+	// loginFailuresPerAddressMax one address's failures on every account
+	// (credential stuffing): both higher than the pair's limit, so a staff
+	// member who mistypes is never stopped by a stranger's guesses first.
+	loginFailuresPerAccountMax = 20
+	loginFailuresPerAddressMax = 20
 	// loginFailurePurgeBatchMax bounds the stale counters one failure deletes.
 	loginFailurePurgeBatchMax = 100
 )
@@ -144,10 +151,26 @@ func (s *Sessions) Delete(ctx context.Context, token string) error {
 	return nil
 }
 
-// loginKey is the hashed (e-mail, client address) pair a counter is kept for.
-func loginKey(email, address string) []byte {
-	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(email)) + "\x00" + address))
-	return sum[:]
+// loginCounter is one failure counter a sign-in is checked against.
+type loginCounter struct {
+	key         []byte
+	failuresMax int
+}
+
+// loginCounters are the three counters of a sign-in: the (e-mail, address)
+// pair, the account from any address, and the address on any account. The
+// keys are hashed, so the table holds no e-mail address.
+func loginCounters(email, address string) []loginCounter {
+	email = strings.ToLower(strings.TrimSpace(email))
+	hash := func(parts ...string) []byte {
+		sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+		return sum[:]
+	}
+	return []loginCounter{
+		{hash(email, address), loginFailuresMax}, // the pair: the original key, kept as it was
+		{hash("account", email), loginFailuresPerAccountMax},
+		{hash("address", address), loginFailuresPerAddressMax},
+	}
 }
 
 // ErrTooManyLogins is the refusal while a pair is locked out.
@@ -157,23 +180,26 @@ func errTooManyLogins(retryAfter time.Duration) error {
 		"too many failed sign-ins; try again in %d minutes", (seconds+59)/60).With("retry_after_seconds", seconds)
 }
 
-// LoginAllowed returns errTooManyLogins while the pair has loginFailuresMax
-// failures in the current window, and nil otherwise.
+// LoginAllowed returns errTooManyLogins while any of the sign-in's counters
+// has reached its limit in the current window, and nil otherwise.
 func (s *Sessions) LoginAllowed(ctx context.Context, email, address string) error {
-	var row struct {
-		Failures    int       `db:"failures"`
-		WindowStart time.Time `db:"window_start"`
-	}
-	err := s.db.GetContext(ctx, &row, `SELECT failures, window_start FROM dashboard_login_failures WHERE key_hash = $1`, loginKey(email, address))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read login failures: %w", err)
-	}
-	windowEnd := row.WindowStart.Add(loginFailureWindow)
-	if now := s.clock(); row.Failures >= loginFailuresMax && now.Before(windowEnd) {
-		return errTooManyLogins(windowEnd.Sub(now))
+	now := s.clock()
+	for _, counter := range loginCounters(email, address) {
+		var row struct {
+			Failures    int       `db:"failures"`
+			WindowStart time.Time `db:"window_start"`
+		}
+		err := s.db.GetContext(ctx, &row, `SELECT failures, window_start FROM dashboard_login_failures WHERE key_hash = $1`, counter.key)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read login failures: %w", err)
+		}
+		windowEnd := row.WindowStart.Add(loginFailureWindow)
+		if row.Failures >= counter.failuresMax && now.Before(windowEnd) {
+			return errTooManyLogins(windowEnd.Sub(now))
+		}
 	}
 	return nil
 }
@@ -187,8 +213,10 @@ func (s *Sessions) LoginFailed(ctx context.Context, email, address string) error
 		ON CONFLICT (key_hash) DO UPDATE SET
 			failures = CASE WHEN dashboard_login_failures.window_start <= $3 THEN 1 ELSE dashboard_login_failures.failures + 1 END,
 			window_start = CASE WHEN dashboard_login_failures.window_start <= $3 THEN $2 ELSE dashboard_login_failures.window_start END`
-	if _, err := s.db.ExecContext(ctx, upsert, loginKey(email, address), now, now.Add(-loginFailureWindow)); err != nil {
-		return fmt.Errorf("count login failure: %w", err)
+	for _, counter := range loginCounters(email, address) {
+		if _, err := s.db.ExecContext(ctx, upsert, counter.key, now, now.Add(-loginFailureWindow)); err != nil {
+			return fmt.Errorf("count login failure: %w", err)
+		}
 	}
 	const purge = `
 		DELETE FROM dashboard_login_failures WHERE key_hash IN (
@@ -199,9 +227,12 @@ func (s *Sessions) LoginFailed(ctx context.Context, email, address string) error
 	return nil
 }
 
-// LoginSucceeded clears the pair's counter.
+// LoginSucceeded clears the pair's counter. The account's and the
+// address's stay: one right password must not wipe out a stuffing run's
+// count from that address, nor a botnet's count on that account.
 func (s *Sessions) LoginSucceeded(ctx context.Context, email, address string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM dashboard_login_failures WHERE key_hash = $1`, loginKey(email, address)); err != nil {
+	pair := loginCounters(email, address)[0]
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM dashboard_login_failures WHERE key_hash = $1`, pair.key); err != nil {
 		return fmt.Errorf("clear login failures: %w", err)
 	}
 	return nil

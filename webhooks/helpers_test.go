@@ -18,7 +18,7 @@ import (
 )
 
 // devPolicy lets tests reach receivers on 127.0.0.1.
-var devPolicy = URLPolicy{AllowHTTP: true, AllowPrivate: true}
+var devPolicy = URLPolicy{AllowHTTP: true, AllowLoopback: true}
 
 // received is one webhook a test receiver accepted.
 type received struct {

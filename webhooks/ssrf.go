@@ -21,9 +21,39 @@ import (
 type URLPolicy struct {
 	// AllowHTTP permits plain http:// URLs (local development).
 	AllowHTTP bool
-	// AllowPrivate permits loopback, private, link-local and other non-public
-	// addresses (local development and tests).
-	AllowPrivate bool
+	// AllowLoopback permits loopback addresses (127.0.0.0/8, ::1) for local
+	// development and tests. It never opens private, link-local or metadata
+	// ranges: a development flag left on in production must not let a
+	// merchant aim deliveries at the cloud's metadata service or the LAN.
+	AllowLoopback bool
+	// Allowed are exact addresses accepted whatever the rules above, over
+	// plain http too: the demo's own chat-sim, and nothing else.
+	Allowed []netip.AddrPort
+}
+
+// allows reports whether the policy lets a connection reach ap.
+func (p URLPolicy) allows(ap netip.AddrPort) bool {
+	addr := ap.Addr().Unmap()
+	for _, a := range p.Allowed {
+		if a.Addr().Unmap() == addr && a.Port() == ap.Port() {
+			return true
+		}
+	}
+	return IsPublic(addr) || (p.AllowLoopback && addr.IsLoopback())
+}
+
+// allowedLiteral reports whether u names one of the exact Allowed addresses.
+func (p URLPolicy) allowedLiteral(u *url.URL) bool {
+	ap, err := netip.ParseAddrPort(u.Host)
+	if err != nil {
+		return false
+	}
+	for _, a := range p.Allowed {
+		if a.Addr().Unmap() == ap.Addr().Unmap() && a.Port() == ap.Port() {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrRefusedAddress is returned when a connection would reach a non-public
@@ -143,7 +173,7 @@ func (p URLPolicy) CheckURL(ctx context.Context, raw string) error {
 	}
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && p.AllowHTTP:
+	case u.Scheme == "http" && (p.AllowHTTP || p.allowedLiteral(u)):
 	default:
 		return bad("url_scheme", "must use https")
 	}
@@ -159,11 +189,11 @@ func (p URLPolicy) CheckURL(ctx context.Context, raw string) error {
 			return bad("invalid_url", "port %q is not valid", port)
 		}
 	}
-	if p.AllowPrivate {
+	if p.allowedLiteral(u) {
 		return nil
 	}
 	if addr, err := netip.ParseAddr(host); err == nil {
-		if !IsPublic(addr) {
+		if !IsPublic(addr) && !(p.AllowLoopback && addr.IsLoopback()) {
 			return bad("url_private_address", "%s is not a public address", host)
 		}
 		return nil
@@ -175,6 +205,9 @@ func (p URLPolicy) CheckURL(ctx context.Context, raw string) error {
 		return bad("url_numeric_host", "write the address as %s", addr)
 	}
 	lower := strings.ToLower(strings.TrimSuffix(host, "."))
+	if p.AllowLoopback && (lower == "localhost" || strings.HasSuffix(lower, ".localhost")) {
+		return nil // the dialer still checks the address it resolves to
+	}
 	if lower == "localhost" || strings.HasSuffix(lower, ".localhost") || !strings.Contains(lower, ".") {
 		return bad("url_private_address", "%s is not a public host name", host)
 	}
@@ -187,7 +220,7 @@ func (p URLPolicy) CheckURL(ctx context.Context, raw string) error {
 		return nil
 	}
 	for _, a := range addrs {
-		if !IsPublic(a) {
+		if !IsPublic(a) && !(p.AllowLoopback && a.Unmap().IsLoopback()) {
 			return bad("url_private_address", "%s resolves to %s, which is not a public address", host, a)
 		}
 	}
@@ -197,9 +230,6 @@ func (p URLPolicy) CheckURL(ctx context.Context, raw string) error {
 // dialControl runs after DNS resolution, just before connect(2), with the
 // address actually dialled: the one place a re-resolving name cannot dodge.
 func (p URLPolicy) dialControl(network, address string, _ syscall.RawConn) error {
-	if p.AllowPrivate {
-		return nil
-	}
 	if network != "tcp4" && network != "tcp6" {
 		return fmt.Errorf("%w: network %s", ErrRefusedAddress, network)
 	}
@@ -207,7 +237,7 @@ func (p URLPolicy) dialControl(network, address string, _ syscall.RawConn) error
 	if err != nil {
 		return fmt.Errorf("%w: %s", ErrRefusedAddress, address)
 	}
-	if !IsPublic(ap.Addr()) {
+	if !p.allows(ap) {
 		return fmt.Errorf("%w: %s", ErrRefusedAddress, ap.Addr())
 	}
 	return nil

@@ -70,7 +70,7 @@ func TestCheckURL(t *testing.T) {
 		})
 	}
 	t.Run("OKDevelopment", func(t *testing.T) {
-		dev := URLPolicy{AllowHTTP: true, AllowPrivate: true}
+		dev := URLPolicy{AllowHTTP: true, AllowLoopback: true}
 		if err := dev.CheckURL(context.Background(), "http://127.0.0.1:8090/"); err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func TestDialGuard(t *testing.T) {
 			http.Redirect(w, r, receiver.URL+"/internal", http.StatusTemporaryRedirect)
 		}))
 		defer redirector.Close()
-		dev := URLPolicy{AllowHTTP: true, AllowPrivate: true}.newHTTPClient(HTTPTimeoutDefault, 1)
+		dev := URLPolicy{AllowHTTP: true, AllowLoopback: true}.newHTTPClient(HTTPTimeoutDefault, 1)
 		resp, err := dev.Post(redirector.URL, "application/json", strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
@@ -142,3 +142,45 @@ func TestKeepExcerpt(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestLoopbackPolicyStaysLoopback: the development setting opens loopback
+// and nothing else, and the demo's exception opens one address and port.
+func TestLoopbackPolicyStaysLoopback(t *testing.T) {
+	dev := URLPolicy{AllowHTTP: true, AllowLoopback: true}
+	for _, u := range []string{"https://169.254.169.254/latest/meta-data", "http://10.0.0.7/hook", "http://192.168.1.1/",
+		"http://[fe80::1]/", "http://100.64.0.1/", "http://[fd00::1]/"} {
+		t.Run("ErrDev_"+u, func(t *testing.T) {
+			if err := dev.CheckURL(context.Background(), u); err == nil {
+				t.Fatalf("the development policy accepted %s", u)
+			}
+			host := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://"), "/")
+			host = strings.SplitN(host, "/", 2)[0]
+			if err := dev.dialControl("tcp4", strings.Trim(host, "[]")+":80", nil); err == nil && !strings.Contains(host, ":") {
+				t.Fatalf("the development dialer would connect to %s", host)
+			}
+		})
+	}
+	if err := dev.CheckURL(context.Background(), "http://127.0.0.1:8090/hook"); err != nil {
+		t.Fatalf("loopback refused: %v", err)
+	}
+	sim := netip.MustParseAddrPort("127.0.0.1:41234")
+	demo := URLPolicy{Allowed: []netip.AddrPort{sim}}
+	t.Run("OKDemoChatSim", func(t *testing.T) {
+		if err := demo.CheckURL(context.Background(), "http://127.0.0.1:41234/webhooks"); err != nil {
+			t.Fatal(err)
+		}
+		if err := demo.dialControl("tcp4", "127.0.0.1:41234", nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, u := range []string{"http://127.0.0.1:41235/", "https://127.0.0.1:22/", "http://bot.example.com/hook", "https://169.254.169.254/latest/meta-data"} {
+		t.Run("ErrDemo_"+u, func(t *testing.T) {
+			if err := demo.CheckURL(context.Background(), u); err == nil {
+				t.Fatalf("the demo policy accepted %s", u)
+			}
+		})
+	}
+	if err := demo.dialControl("tcp4", "127.0.0.1:22", nil); err == nil {
+		t.Fatal("the demo dialer would connect to another loopback port")
+	}
+}

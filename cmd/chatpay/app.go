@@ -90,8 +90,9 @@ type appConfig struct {
 	// ListenDSN lets the webhook dispatcher LISTEN for new events; empty polls.
 	ListenDSN string
 	Webhooks  webhookConfig
-	// AllowPrivateWebhooks lets webhooks reach loopback (tests, local demo).
-	AllowPrivateWebhooks bool
+	// LoopbackWebhooks lets webhooks reach loopback receivers over http
+	// (tests and the bench, whose receivers take any free port).
+	LoopbackWebhooks bool
 	// Provider funds wallets; nil answers top-ups with provider_unavailable.
 	Provider payments.Provider
 	// Providers finds each merchant's real provider (Stripe, WeChat Pay).
@@ -115,8 +116,8 @@ type app struct {
 // built fails start-up: a service that takes money but never tells the
 // messengers is worse than one that does not start.
 func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg appConfig) (*app, error) {
-	if cfg.AllowPrivateWebhooks {
-		cfg.Webhooks.AllowPrivate, cfg.Webhooks.AllowHTTP = true, true
+	if cfg.LoopbackWebhooks {
+		cfg.Webhooks.AllowLoopback, cfg.Webhooks.AllowHTTP = true, true
 	}
 	if cfg.Webhooks.Workers == 0 {
 		cfg.Webhooks.Workers = webhooks.WorkersDefault

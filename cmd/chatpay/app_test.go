@@ -91,7 +91,7 @@ func startTestAppWith(t *testing.T, start time.Time, configure func(*appConfig))
 	t.Cleanup(server.Close)
 	baseURL := "http://" + server.Listener.Addr().String()
 	cfg := appConfig{
-		Now: clock.Now, PublicBaseURL: baseURL, PlatformFee: money.BasisPoints(200), AllowPrivateWebhooks: true,
+		Now: clock.Now, PublicBaseURL: baseURL, PlatformFee: money.BasisPoints(200), LoopbackWebhooks: true,
 		Provider: provider, OperatorToken: testOperatorToken,
 	}
 	if configure != nil {

@@ -100,7 +100,7 @@ func newBenchApp(ctx context.Context, db *sqlx.DB, dsn string, logger *slog.Logg
 	a, err := newApp(db, migrator, logger, appConfig{
 		Now: time.Now, PublicBaseURL: "http://127.0.0.1", PlatformFee: money.BasisPoints(200), ListenDSN: dsn,
 		// The webhooks scenario's receiver listens on loopback.
-		AllowPrivateWebhooks: true,
+		LoopbackWebhooks: true,
 	})
 	if err != nil {
 		return nil, err

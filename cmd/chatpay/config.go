@@ -71,6 +71,13 @@ func envDuration(env *environment, name string, fallback time.Duration) time.Dur
 	return fallback
 }
 
+func envInt(env *environment, name string, fallback int) int {
+	if n, err := strconv.Atoi(env.getenv(name)); err == nil {
+		return n
+	}
+	return fallback
+}
+
 // parseFlags parses args, printing errors and usage to stderr.
 func parseFlags(fs *flag.FlagSet, env *environment, args []string) error {
 	fs.SetOutput(env.stderr)

@@ -52,7 +52,7 @@ type demoState struct {
 // startDemo seeds (or reuses) the demo, starts the chat-sim receiver on a
 // loopback port, mounts /demo/shop, and prints how to try it. The returned
 // function stops the chat-sim.
-func (a *app) startDemo(ctx context.Context, dataDir string, out io.Writer) (stop func(), err error) {
+func (a *app) startDemo(ctx context.Context, dataDir string, listener net.Listener, out io.Writer) (stop func(), err error) {
 	statePath := filepath.Join(dataDir, demoStateFile)
 	state, err := a.loadDemo(ctx, statePath)
 	if err != nil {
@@ -65,10 +65,6 @@ func (a *app) startDemo(ctx context.Context, dataDir string, out io.Writer) (sto
 	}
 
 	// The chat-sim gets a fresh loopback port each start; its endpoint follows.
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("chat-sim listen: %w", err)
-	}
 	owner := webhooks.Owner{Kind: webhooks.OwnerChannel, ID: state.ChannelID}
 	if state.WebhookID != "" {
 		_ = a.webhooks.DeleteEndpoint(ctx, owner, state.WebhookID) // gone already is fine

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -15,8 +16,11 @@ import (
 
 // webhookConfig is the webhook settings of the binary.
 type webhookConfig struct {
-	AllowHTTP    bool
-	AllowPrivate bool
+	AllowHTTP     bool
+	AllowLoopback bool
+	// Allowed are exact receiver addresses let through the guard (the
+	// demo's chat-sim); never set from a flag.
+	Allowed      []netip.AddrPort
 	Workers      int
 	DisableAfter time.Duration
 }
@@ -26,8 +30,8 @@ func webhookFlags(fs *flag.FlagSet, env *environment) *webhookConfig {
 	wc := &webhookConfig{}
 	fs.BoolVar(&wc.AllowHTTP, "webhooks-allow-http", envBool(env, "CHATPAY_WEBHOOKS_ALLOW_HTTP"),
 		"DEVELOPMENT ONLY: accept http:// webhook URLs (env CHATPAY_WEBHOOKS_ALLOW_HTTP)")
-	fs.BoolVar(&wc.AllowPrivate, "webhooks-allow-private", envBool(env, "CHATPAY_WEBHOOKS_ALLOW_PRIVATE"),
-		"DEVELOPMENT ONLY: let webhooks reach loopback and private addresses (env CHATPAY_WEBHOOKS_ALLOW_PRIVATE)")
+	fs.BoolVar(&wc.AllowLoopback, "webhooks-allow-loopback", envBool(env, "CHATPAY_WEBHOOKS_ALLOW_LOOPBACK"),
+		"DEVELOPMENT ONLY: let webhooks reach receivers on this machine's loopback addresses; private, link-local and metadata addresses stay refused (env CHATPAY_WEBHOOKS_ALLOW_LOOPBACK)")
 	fs.IntVar(&wc.Workers, "webhooks-workers", webhooks.WorkersDefault, "deliveries in flight at once")
 	fs.DurationVar(&wc.DisableAfter, "webhooks-disable-after", envDuration(env, "CHATPAY_WEBHOOKS_DISABLE_AFTER", webhooks.DisableAfterDefault),
 		"disable an endpoint that has failed without a success for this long (env CHATPAY_WEBHOOKS_DISABLE_AFTER)")
@@ -35,7 +39,18 @@ func webhookFlags(fs *flag.FlagSet, env *environment) *webhookConfig {
 }
 
 func (wc *webhookConfig) policy() webhooks.URLPolicy {
-	return webhooks.URLPolicy{AllowHTTP: wc.AllowHTTP, AllowPrivate: wc.AllowPrivate}
+	return webhooks.URLPolicy{AllowHTTP: wc.AllowHTTP, AllowLoopback: wc.AllowLoopback, Allowed: wc.Allowed}
+}
+
+// warnDevelopment says loudly at start that a development setting weakens
+// the webhook guard, so it is not left on in production unnoticed.
+func (wc *webhookConfig) warnDevelopment(logger *slog.Logger) {
+	if wc.AllowHTTP {
+		logger.Warn("DEVELOPMENT SETTING: webhook URLs may use plain http (--webhooks-allow-http); never in production")
+	}
+	if wc.AllowLoopback {
+		logger.Warn("DEVELOPMENT SETTING: webhooks may reach this machine's loopback addresses (--webhooks-allow-loopback); never in production")
+	}
 }
 
 func (wc *webhookConfig) dispatcher(db *sqlx.DB, listenDSN string, logger *slog.Logger) (*webhooks.Dispatcher, error) {
@@ -68,6 +83,7 @@ func runDispatch(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer closeDB()
+	wc.warnDevelopment(logger)
 	d, err := wc.dispatcher(db, cfg.DatabaseURL, logger)
 	if err != nil {
 		return err

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/httpapi"
 	"github.com/chatpay/chatpay/internal/money"
+	"golang.org/x/net/netutil"
 )
 
 // HTTP server limits: slow clients cannot hold connections forever, and a
@@ -24,17 +26,35 @@ const (
 	writeTimeout       = 30 * time.Second
 	idleTimeout        = 90 * time.Second
 	shutdownTimeoutMax = 10 * time.Second
+
+	// headerBytesMaxDefault bounds a request's headers: chatpay's largest
+	// (a Telegram initData in Authorization) is a few KiB, and Go's own
+	// default of 1 MiB let 100 idle clients cost 170 MiB.
+	headerBytesMaxDefault = 64 << 10
+	// connectionsMaxDefault caps open client connections, so a flood of
+	// slow clients queues in the kernel instead of in serve's memory.
+	connectionsMaxDefault = 1024
 )
+
+// listenLimits are the HTTP server's limits from flags.
+type listenLimits struct {
+	Address         string
+	ShutdownTimeout time.Duration
+	HeaderBytesMax  int
+	ConnectionsMax  int
+}
 
 // serveFlags are serve's settings beyond the shared database ones.
 type serveFlags struct {
 	*config
-	demo          bool
-	operatorToken string
-	fee           money.Rate
-	webhooks      *webhookConfig
-	provider      *providerConfig
-	hosted        *hostedFlags
+	demo           bool
+	operatorToken  string
+	headerBytesMax int
+	connectionsMax int
+	fee            money.Rate
+	webhooks       *webhookConfig
+	provider       *providerConfig
+	hosted         *hostedFlags
 }
 
 func parseServeFlags(env *environment, args []string) (*serveFlags, error) {
@@ -54,10 +74,17 @@ func parseServeFlags(env *environment, args []string) (*serveFlags, error) {
 	fs.StringVar(&sf.operatorToken, "operator-token", env.getenv("CHATPAY_OPERATOR_TOKEN"),
 		fmt.Sprintf("bearer token of the operator's admin API under /v1/admin, at least %d characters; without it the admin API is off (env CHATPAY_OPERATOR_TOKEN)",
 			httpapi.OperatorTokenLengthMin))
+	fs.IntVar(&sf.headerBytesMax, "max-header-bytes", envInt(env, "CHATPAY_MAX_HEADER_BYTES", headerBytesMaxDefault),
+		"largest request header block in bytes; larger requests get 431 (env CHATPAY_MAX_HEADER_BYTES)")
+	fs.IntVar(&sf.connectionsMax, "max-connections", envInt(env, "CHATPAY_MAX_CONNECTIONS", connectionsMaxDefault),
+		"client connections open at once; more wait to be accepted (env CHATPAY_MAX_CONNECTIONS)")
 	sf.webhooks, sf.provider = webhookFlags(fs, env), providerFlags(fs, env)
 	sf.hosted = hostedProviderFlags(fs, env)
 	if err := parseFlags(fs, env, args); err != nil {
 		return nil, err
+	}
+	if sf.headerBytesMax < 4<<10 || sf.connectionsMax < 1 {
+		return nil, errors.New("--max-header-bytes must be at least 4096 and --max-connections at least 1")
 	}
 	if sf.operatorToken != "" && len(sf.operatorToken) < httpapi.OperatorTokenLengthMin {
 		return nil, fmt.Errorf("--operator-token: at least %d characters are required (for example: openssl rand -hex 32)", httpapi.OperatorTokenLengthMin)
@@ -100,6 +127,17 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer stopProvider()
+	var simListener net.Listener
+	if sf.demo {
+		// The demo's chat-sim gets a fresh loopback port; the webhook guard
+		// stays on and lets exactly that address through, over http.
+		if simListener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return fmt.Errorf("chat-sim listen: %w", err)
+		}
+		defer simListener.Close()
+		sf.webhooks.Allowed = append(sf.webhooks.Allowed, netip.MustParseAddrPort(simListener.Addr().String()))
+	}
+	sf.webhooks.warnDevelopment(logger)
 	providerStore, err := sf.hosted.store(db, time.Now)
 	if err != nil {
 		return err
@@ -107,31 +145,33 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	app, err := newApp(db, migrator, logger, appConfig{
 		Now: time.Now, PublicBaseURL: sf.PublicURL, PlatformFee: sf.fee, ListenDSN: sf.dsn, Webhooks: *sf.webhooks,
 		Provider: provider, OperatorToken: sf.operatorToken, Providers: providerDirectory(providerStore),
-		// The demo's chat-sim listens on loopback; a real deployment never allows that.
-		AllowPrivateWebhooks: sf.demo,
 	})
 	if err != nil {
 		return err
 	}
 	if sf.demo {
-		stopDemo, err := app.startDemo(ctx, sf.DataDir, env.stdout)
+		stopDemo, err := app.startDemo(ctx, sf.DataDir, simListener, env.stdout)
 		if err != nil {
 			return err
 		}
 		defer stopDemo()
 	}
-	return app.serve(ctx, sf.Listen, sf.ShutdownTimeout)
+	return app.serve(ctx, listenLimits{Address: sf.Listen, ShutdownTimeout: sf.ShutdownTimeout,
+		HeaderBytesMax: sf.headerBytesMax, ConnectionsMax: sf.connectionsMax})
 }
 
 // serve answers HTTP on listen and runs the background workers until ctx
 // ends, then finishes requests in flight for at most shutdownTimeout.
-func (a *app) serve(ctx context.Context, listen string, shutdownTimeout time.Duration) error {
+func (a *app) serve(ctx context.Context, limits listenLimits) error {
+	listen, shutdownTimeout := limits.Address, limits.ShutdownTimeout
 	listener, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", listen, err)
 	}
+	listener = netutil.LimitListener(listener, limits.ConnectionsMax)
 	server := &http.Server{
 		Handler:           a.echo,
+		MaxHeaderBytes:    limits.HeaderBytesMax,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
