@@ -49,6 +49,7 @@ func (h *AdminHTTP) createChannel(c echo.Context) error {
 		Name            string `json:"name"`
 		Kind            string `json:"kind"`
 		LaunchPublicKey string `json:"ed25519_launch_public_key"`
+		messengerJSON
 	}
 	if _, err := httpapi.BindJSON(c, &in); err != nil {
 		return err
@@ -61,12 +62,18 @@ func (h *AdminHTTP) createChannel(c echo.Context) error {
 		}
 		key = raw
 	}
-	created, err := h.service.CreateChannel(c.Request().Context(), NewChannel{Name: in.Name, Kind: in.Kind, LaunchPublicKey: key})
+	messenger, err := in.messengerJSON.input()
+	if err != nil {
+		return err
+	}
+	created, settings, err := h.service.CreateMessengerChannel(c.Request().Context(),
+		NewChannel{Name: in.Name, Kind: in.Kind, LaunchPublicKey: key}, messenger)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, map[string]any{
 		"channel": toChannelJSON(created.Channel), "api_key": created.APIKey, "launch_secret": created.LaunchSecret,
+		"messenger": settings,
 	})
 }
 

@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -42,7 +41,7 @@ func (c Channel) LaunchKeys() LaunchKeys {
 }
 
 // ChannelKinds are the messengers chatpay knows by name; "other" is any other.
-var ChannelKinds = []string{"telegram", "tamtam", "wechat", "whatsapp", "other"}
+var ChannelKinds = []string{"telegram", "tamtam", "wechat", "whatsapp", "vk", "other"}
 
 // NewChannel is what the operator registers.
 type NewChannel struct {
@@ -65,30 +64,8 @@ const channelNameMax = 100
 // CreateChannel registers a messenger backend (operator only). It returns
 // validation_failed for a bad name or kind.
 func (s *Service) CreateChannel(ctx context.Context, in NewChannel) (CreatedChannel, error) {
-	in.Name = strings.TrimSpace(in.Name)
-	if in.Name == "" || len(in.Name) > channelNameMax {
-		return CreatedChannel{}, problem.Field("name", "invalid_name", "a channel name of 1 to %d characters is required", channelNameMax)
-	}
-	if !contains(ChannelKinds, in.Kind) {
-		return CreatedChannel{}, problem.Field("kind", "invalid_kind", "kind must be one of %s", strings.Join(ChannelKinds, ", "))
-	}
-	secret := ids.Secret("ls", 24)
-	apiKey := ids.Secret("ck", 24)
-	ch := Channel{ID: ids.New("chn"), Name: in.Name, Kind: in.Kind, LaunchSecret: &secret, CreatedAt: s.now().UTC()}
-	if len(in.LaunchPublicKey) > 0 {
-		if len(in.LaunchPublicKey) != ed25519.PublicKeySize {
-			return CreatedChannel{}, problem.Field("launch_public_key", "invalid_key", "an Ed25519 public key is %d bytes", ed25519.PublicKeySize)
-		}
-		ch.LaunchPublicKey = in.LaunchPublicKey
-	}
-	const q = `
-		INSERT INTO channels (id, name, kind, launch_secret, launch_public_key, api_key_hash, api_key_hint, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
-	if _, err := s.db.ExecContext(ctx, q, ch.ID, ch.Name, ch.Kind, ch.LaunchSecret, ch.LaunchPublicKey,
-		hashSecret(apiKey), apiKey[:7], ch.CreatedAt); err != nil {
-		return CreatedChannel{}, fmt.Errorf("insert channel: %w", err)
-	}
-	return CreatedChannel{Channel: ch, APIKey: apiKey, LaunchSecret: secret}, nil
+	created, _, err := s.CreateMessengerChannel(ctx, in, MessengerInput{})
+	return created, err
 }
 
 // RotateChannelKey gives a channel a new API key; the old one stops working
@@ -216,7 +193,7 @@ func (s *Service) ShopperFromLaunch(ctx context.Context, channelID, raw string) 
 		}
 		return Shopper{}, Launch{}, err
 	}
-	launch, err := VerifyLaunch(raw, ch.LaunchKeys(), s.now(), s.launchMaxAge)
+	launch, err := s.verifyChannelLaunch(ctx, ch, raw)
 	if err != nil {
 		return Shopper{}, Launch{}, err
 	}

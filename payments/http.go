@@ -46,6 +46,7 @@ func (h *HTTP) Register(g *echo.Group) {
 	v1.GET("/orders", h.listOrders, merchant)
 	v1.GET("/orders/:id", h.getOrder, merchant)
 	h.registerAfterSale(v1, channel, merchant)
+	h.registerLaunch(v1)
 }
 
 func channelOf(c echo.Context) Channel {

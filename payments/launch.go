@@ -55,6 +55,16 @@ type Launch struct {
 	Name     string // display name, may be empty
 	AuthDate time.Time
 	Fields   map[string]string // every signed field, for pages that need more
+
+	// Set by the messenger adapters (launch_telegram.go, launch_vk.go):
+	// which messenger vouched for the shopper and what else it said.
+	Messenger    string // "telegram", "vk", "wechat"; empty for the generic context
+	Username     string
+	Language     string // the messenger's language code, e.g. "zh-hans"; pages follow it
+	StartParam   string // the start parameter of a deep link: the QR token scanned
+	QueryID      string // Telegram's query_id, for answerWebAppQuery
+	ChatType     string
+	ChatInstance string
 }
 
 // LaunchKeys are what a channel registered to verify its contexts: a shared

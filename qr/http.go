@@ -63,6 +63,8 @@ type codeView struct {
 	TargetID   string        `json:"target_id"`
 	Placement  string        `json:"placement"`
 	URL        string        `json:"url"`
+	Opens      string        `json:"opens"`
+	ChannelID  string        `json:"channel_id,omitempty"`
 	Amount     *money.Amount `json:"amount,omitempty"`
 	CreatedAt  time.Time     `json:"created_at"`
 	ExpiresAt  *time.Time    `json:"expires_at"`
@@ -84,7 +86,7 @@ func (h *HTTP) view(c echo.Context, code Code) codeView {
 	return codeView{
 		ID: code.ID, Object: "qr_code", Kind: code.Kind, Status: code.StatusAt(h.svc.now()),
 		TargetType: code.TargetType, TargetID: code.TargetID, Placement: code.Placement,
-		URL: h.svc.URL(code.Token), Amount: code.Amount, CreatedAt: code.CreatedAt,
+		URL: h.codeURL(c, code), Opens: opensOrWeb(code.Opens), ChannelID: code.ChannelID, Amount: code.Amount, CreatedAt: code.CreatedAt,
 		ExpiresAt: code.ExpiresAt, RevokedAt: code.RevokedAt, ConsumedAt: code.ConsumedAt,
 		ScanCount: code.ScanCount, ImagePNG: self + "/image.png", ImageSVG: self + "/image.svg",
 	}
@@ -93,6 +95,8 @@ func (h *HTTP) view(c echo.Context, code Code) codeView {
 type createRequest struct {
 	ItemID    string `json:"item_id"`
 	Placement string `json:"placement"`
+	Opens     string `json:"opens"`
+	ChannelID string `json:"channel_id"`
 }
 
 func (h *HTTP) create(c echo.Context) error {
@@ -187,7 +191,11 @@ func (h *HTTP) image(c echo.Context, ext, contentType string, render func(string
 	if err != nil {
 		return err
 	}
-	content, err := render(h.svc.URL(code.Token), size)
+	target, err := h.svc.CodeURL(c.Request().Context(), code)
+	if err != nil {
+		return err
+	}
+	content, err := render(target, size)
 	if err != nil {
 		return fmt.Errorf("render qr code %s: %w", code.ID, err)
 	}

@@ -96,6 +96,9 @@ type Code struct {
 	ConsumedAt *time.Time
 	// ScanCount is filled by List and Get; other calls leave it zero.
 	ScanCount int64
+	// Opens and ChannelID say which messenger the code opens (messengers.go).
+	Opens     string
+	ChannelID string
 }
 
 // StatusAt derives the code's state at now. Revocation wins over use, and use
@@ -144,6 +147,11 @@ func statusError(status Status) error {
 type StaticInput struct {
 	ItemID    string
 	Placement string
+	// Opens is the messenger the printed code opens (messengers.go); empty
+	// means OpensWeb. ChannelID names the channel for telegram, whatsapp and
+	// wechat.
+	Opens     string
+	ChannelID string
 }
 
 // Scan is what is known about one scan of a code.
@@ -154,6 +162,9 @@ type Scan struct {
 	// UserAgent is the scanner's User-Agent header; only its first
 	// UserAgentLengthMax characters are kept.
 	UserAgent string
+	// Messenger is the messenger the page was opened in ("telegram",
+	// "wechat", …); empty counts as "web". See messengers.go.
+	Messenger string
 }
 
 // FunnelRow is one code's line in the merchant's funnel report.
@@ -165,4 +176,3 @@ type FunnelRow struct {
 	RevokedAt *time.Time
 	Scans     int64
 }
-

@@ -35,6 +35,9 @@ type Service struct {
 	now       func() time.Time
 	baseURL   string
 	checkItem ItemChecker
+	// linkChannel looks up the channels of codes that open a messenger
+	// (messengers.go); nil allows only web and chooser codes.
+	linkChannel ChannelLinker
 }
 
 // NewService returns a Service on db with an injected clock. publicBaseURL is
@@ -42,12 +45,16 @@ type Service struct {
 // publicBaseURL + "/q/" + token. checkItem is catalog's check that a static
 // code's item belongs to the merchant; nil checks only the item id's form,
 // for programs that create no static codes (run-once commands, tests).
-func NewService(db *sqlx.DB, now func() time.Time, publicBaseURL string, checkItem ItemChecker) (*Service, error) {
+func NewService(db *sqlx.DB, now func() time.Time, publicBaseURL string, checkItem ItemChecker, options ...Option) (*Service, error) {
 	base, err := normalizeBaseURL(publicBaseURL)
 	if err != nil {
 		return nil, err
 	}
-	return &Service{db: db, now: now, baseURL: base, checkItem: checkItem}, nil
+	s := &Service{db: db, now: now, baseURL: base, checkItem: checkItem}
+	for _, option := range options {
+		option(s)
+	}
+	return s, nil
 }
 
 func normalizeBaseURL(raw string) (string, error) {
@@ -101,6 +108,9 @@ func (s *Service) CreateStatic(ctx context.Context, db sqlx.ExtContext, merchant
 			return Code{}, itemCheckError(err)
 		}
 	}
+	if err := s.checkOpens(ctx, &in); err != nil {
+		return Code{}, err
+	}
 	token, err := NewToken()
 	if err != nil {
 		return Code{}, err
@@ -114,6 +124,8 @@ func (s *Service) CreateStatic(ctx context.Context, db sqlx.ExtContext, merchant
 		Placement:  in.Placement,
 		Token:      token,
 		CreatedAt:  s.now().UTC().Truncate(time.Microsecond), // PostgreSQL keeps microseconds
+		Opens:      in.Opens,
+		ChannelID:  in.ChannelID,
 	}
 	if err := insertCode(ctx, db, c); err != nil {
 		return Code{}, err

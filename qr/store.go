@@ -19,7 +19,7 @@ import (
 // qr_scans.
 
 const codeColumns = `id, merchant_id, kind, target_type, target_id, placement, token,
-	amount_minor, currency, created_at, expires_at, revoked_at, consumed_at`
+	amount_minor, currency, created_at, expires_at, revoked_at, consumed_at, opens, COALESCE(channel_id, '') AS channel_id`
 
 // scanCountColumn counts a code's scans. Scans are append-only rows, so the
 // count is computed when read instead of bumping a counter on a hot row.
@@ -40,6 +40,8 @@ type codeRow struct {
 	RevokedAt   *time.Time     `db:"revoked_at"`
 	ConsumedAt  *time.Time     `db:"consumed_at"`
 	ScanCount   int64          `db:"scan_count"`
+	Opens       string         `db:"opens"`
+	ChannelID   string         `db:"channel_id"`
 }
 
 func (r codeRow) code() (Code, error) {
@@ -56,6 +58,8 @@ func (r codeRow) code() (Code, error) {
 		RevokedAt:  utc(r.RevokedAt),
 		ConsumedAt: utc(r.ConsumedAt),
 		ScanCount:  r.ScanCount,
+		Opens:      r.Opens,
+		ChannelID:  r.ChannelID,
 	}
 	if r.AmountMinor.Valid != r.Currency.Valid {
 		return Code{}, fmt.Errorf("qr code %s has half an amount", r.ID) // the schema forbids it
@@ -82,8 +86,8 @@ func utc(t *time.Time) *time.Time {
 func insertCode(ctx context.Context, db sqlx.ExtContext, c Code) error {
 	const q = `
 		INSERT INTO qr_codes (id, merchant_id, kind, target_type, target_id, placement, token,
-			amount_minor, currency, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+			amount_minor, currency, created_at, expires_at, opens, channel_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 	var minor sql.NullInt64
 	var currency sql.NullString
 	if c.Amount != nil {
@@ -91,7 +95,8 @@ func insertCode(ctx context.Context, db sqlx.ExtContext, c Code) error {
 		currency = sql.NullString{String: c.Amount.Currency.Code(), Valid: true}
 	}
 	if _, err := db.ExecContext(ctx, q, c.ID, c.MerchantID, c.Kind, c.TargetType, c.TargetID, c.Placement,
-		c.Token, minor, currency, c.CreatedAt, c.ExpiresAt); err != nil {
+		c.Token, minor, currency, c.CreatedAt, c.ExpiresAt, opensOrWeb(c.Opens),
+		sql.NullString{String: c.ChannelID, Valid: c.ChannelID != ""}); err != nil {
 		return fmt.Errorf("insert qr code: %w", err)
 	}
 	return nil
@@ -188,9 +193,9 @@ func consumeCode(ctx context.Context, db sqlx.ExtContext, token string, now time
 // insertScan appends one scan; a qrID that matches no code is reported as
 // found = false through the foreign key.
 func insertScan(ctx context.Context, db sqlx.ExtContext, qrID string, scan Scan, now time.Time) (found bool, err error) {
-	const q = `INSERT INTO qr_scans (qr_id, scanned_at, shopper_ref, user_agent) VALUES ($1, $2, $3, $4)`
+	const q = `INSERT INTO qr_scans (qr_id, scanned_at, shopper_ref, user_agent, messenger) VALUES ($1, $2, $3, $4, $5)`
 	shopperRef := sql.NullString{String: scan.ShopperRef, Valid: scan.ShopperRef != ""}
-	if _, err := db.ExecContext(ctx, q, qrID, now, shopperRef, scan.UserAgent); err != nil {
+	if _, err := db.ExecContext(ctx, q, qrID, now, shopperRef, scan.UserAgent, scanMessenger(scan.Messenger)); err != nil {
 		if database.SQLState(err) == database.CodeForeignKeyViolation {
 			return false, nil
 		}

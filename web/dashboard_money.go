@@ -72,6 +72,8 @@ type qrFunnelRow struct {
 	qr.FunnelRow
 	ItemTitle string
 	Chart     template.HTML
+	// ByMessenger words the scans per messenger ("Telegram 3 · WeChat 1").
+	ByMessenger string
 }
 
 func (d *Dashboard) home(c echo.Context) error {
@@ -136,6 +138,10 @@ func (d *Dashboard) qrFunnel(c echo.Context, m catalog.Merchant) ([]qrFunnelRow,
 	if err != nil {
 		return nil, err
 	}
+	byMessenger, err := d.deps.QR.ScansByMessenger(ctx, m.ID)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]qrFunnelRow, 0, len(rows))
 	for _, r := range rows {
 		label := r.Placement
@@ -148,7 +154,7 @@ func (d *Dashboard) qrFunnel(c echo.Context, m catalog.Merchant) ([]qrFunnelRow,
 				{Label: "Scans", Value: r.Scans, Display: itoa(int(r.Scans))},
 				{Label: "Checkouts", Value: n.Checkouts, Display: itoa(int(n.Checkouts))},
 				{Label: "Paid", Value: n.Paid, Display: itoa(int(n.Paid))},
-			})})
+			}), ByMessenger: scansByMessengerText(byMessenger[r.QRID])})
 	}
 	return out, nil
 }

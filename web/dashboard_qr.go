@@ -31,8 +31,9 @@ func (d *Dashboard) registerQR(g *echo.Group) {
 
 type qrRow struct {
 	qr.Code
-	ItemTitle string
-	Status    qr.Status
+	ItemTitle  string
+	Status     qr.Status
+	OpensLabel string
 }
 
 type qrListView struct {
@@ -41,6 +42,8 @@ type qrListView struct {
 	ItemID     string
 	Placement  string
 	NextCursor string
+	Targets    []opensChoice // what a new code may open (dashboard_messengers.go)
+	Opens      string
 }
 
 // itemTitles maps the merchant's item ids to titles for labels; a page of
@@ -77,6 +80,9 @@ func (d *Dashboard) qrList(c echo.Context) (qrListView, error) {
 		return qrListView{}, err
 	}
 	view := qrListView{NextCursor: p.NextCursor}
+	if view.Targets, err = d.opensChoices(c); err != nil {
+		return qrListView{}, err
+	}
 	for _, it := range items {
 		if it.Active {
 			view.Items = append(view.Items, it)
@@ -84,7 +90,8 @@ func (d *Dashboard) qrList(c echo.Context) (qrListView, error) {
 	}
 	now := d.deps.Now()
 	for _, code := range p.Codes {
-		view.Codes = append(view.Codes, qrRow{Code: code, ItemTitle: titleOr(titles, code.TargetID), Status: code.StatusAt(now)})
+		view.Codes = append(view.Codes, qrRow{Code: code, ItemTitle: titleOr(titles, code.TargetID), Status: code.StatusAt(now),
+			OpensLabel: opensLabel(code)})
 	}
 	return view, nil
 }
@@ -99,6 +106,7 @@ func titleOr(titles map[string]string, id string) string {
 func (d *Dashboard) createQR(c echo.Context) error {
 	m := merchantOf(c)
 	in := qr.StaticInput{ItemID: c.FormValue("item_id"), Placement: strings.TrimSpace(c.FormValue("placement"))}
+	in.Opens, in.ChannelID = parseOpensChoice(c.FormValue("opens"))
 	code, err := d.deps.QR.CreateStatic(c.Request().Context(), d.deps.DB, m.ID, in)
 	if err == nil {
 		return redirectFlash(c, "/dashboard/qr/"+code.ID, "QR code created. Download it or print the poster.")
@@ -111,7 +119,7 @@ func (d *Dashboard) createQR(c echo.Context) error {
 	if listErr != nil {
 		return d.renderError(c, listErr)
 	}
-	view.ItemID, view.Placement = in.ItemID, in.Placement
+	view.ItemID, view.Placement, view.Opens = in.ItemID, in.Placement, c.FormValue("opens")
 	pg := newPage(c, "QR codes", "qr", view)
 	pg.Error, pg.Fields = p.Detail, p.Fields
 	return d.renderPage(c, p.Status(), "dash_qr_list.html", pg)
@@ -125,6 +133,7 @@ type qrView struct {
 	URL       string
 	SVG       template.HTML
 	RulesText string
+	Opens     string // "All messengers (chooser page)", "Telegram", …
 }
 
 func (d *Dashboard) loadQR(c echo.Context, sizePx int) (qrView, error) {
@@ -134,7 +143,11 @@ func (d *Dashboard) loadQR(c echo.Context, sizePx int) (qrView, error) {
 	if err != nil {
 		return qrView{}, err
 	}
-	view := qrView{Code: code, Status: code.StatusAt(d.deps.Now()), URL: d.deps.QR.URL(code.Token), ItemTitle: code.TargetID}
+	target, err := d.deps.QR.CodeURL(ctx, code)
+	if err != nil {
+		return qrView{}, err
+	}
+	view := qrView{Code: code, Status: code.StatusAt(d.deps.Now()), URL: target, ItemTitle: code.TargetID, Opens: opensLabel(code)}
 	if it, err := d.deps.Catalog.Item(ctx, m.ID, code.TargetID); err == nil {
 		view.Item, view.ItemTitle = it, it.Title
 		if it.Rules != nil {
@@ -180,7 +193,11 @@ func (d *Dashboard) qrImage(c echo.Context, ext, contentType string, render func
 	if err != nil {
 		return d.renderError(c, err)
 	}
-	body, err := render(d.deps.QR.URL(code.Token), qrDownloadSizePx)
+	target, err := d.deps.QR.CodeURL(c.Request().Context(), code)
+	if err != nil {
+		return d.renderError(c, err)
+	}
+	body, err := render(target, qrDownloadSizePx)
 	if err != nil {
 		return d.renderError(c, fmt.Errorf("render qr: %w", err))
 	}

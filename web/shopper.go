@@ -67,6 +67,10 @@ func (h *Shopper) Register(g *echo.Group) {
 	g.POST("/q/:token/buy", h.buy)
 	g.POST("/q/:token/topup", h.topUp)
 	g.GET("/receipts/:id", h.receiptPage)
+	g.GET("/tg/:channel", h.telegramEntry)
+	g.POST("/tg/:channel", h.telegramEntry) // a page that posts initData
+	g.GET("/o/:token", h.chooserPage)
+	g.GET("/o/:token/go", h.chooseMessenger)
 }
 
 var funcs = template.FuncMap{
@@ -189,7 +193,11 @@ type checkoutView struct {
 }
 
 func (h *Shopper) checkoutPage(c echo.Context) error {
-	return h.showCheckout(c, c.QueryParam("launch"), nil, "")
+	launch := launchParam(c)
+	if launch == "" && channelParamPattern.MatchString(c.QueryParam("channel")) {
+		return h.renderLaunchBootstrap(c, c.QueryParam("channel"))
+	}
+	return h.showCheckout(c, launch, nil, "")
 }
 
 // showCheckout renders the item behind a static QR for the shopper, with
@@ -200,16 +208,17 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.E
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
-	shopper, _, err := h.shopperFromRequest(c, launch)
+	shopper, verified, err := h.shopperFromRequest(c, launch)
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
 	if refusal == nil {
-		if err := h.payments.RecordScan(ctx, code.ID, qr.Scan{ShopperRef: shopper.ID, UserAgent: c.Request().UserAgent()}); err != nil {
+		scan := qr.Scan{ShopperRef: shopper.ID, UserAgent: c.Request().UserAgent(), Messenger: verified.Messenger}
+		if err := h.payments.RecordScan(ctx, code.ID, scan); err != nil {
 			h.logger.WarnContext(ctx, "record scan", "error", err)
 		}
 	}
-	t := shopperTextFor(c.Request().Header.Get("Accept-Language"))
+	t := textForLaunch(c, verified)
 	view := checkoutView{T: t, Token: c.Param("token"), Launch: launch, IdempotencyKey: newKey(), TopUpKey: newKey(), Shopper: shopper, Notice: notice}
 	if code.TargetType == qr.TargetCheckout {
 		err = h.tillView(ctx, code, &view)
@@ -377,7 +386,7 @@ type lineView struct {
 
 func (h *Shopper) receiptPage(c echo.Context) error {
 	ctx := c.Request().Context()
-	shopper, _, err := h.shopperFromRequest(c, c.QueryParam("launch"))
+	shopper, verified, err := h.shopperFromRequest(c, launchParam(c))
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
@@ -401,7 +410,7 @@ func (h *Shopper) receiptPage(c echo.Context) error {
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
-	t := shopperTextFor(c.Request().Header.Get("Accept-Language"))
+	t := textForLaunch(c, verified)
 	view := receiptView{T: t, Order: order, Total: money.New(order.TotalMinor, currency), Merchant: merchant, Wallet: wallet}
 	for _, l := range order.Lines {
 		view.Lines = append(view.Lines, lineView{OrderLine: l, Price: money.New(l.UnitPriceMinor*int64(l.Quantity), currency)})
@@ -460,11 +469,11 @@ func refusalText(t *shopperText, p *problem.Error) string {
 func (h *Shopper) topUp(c echo.Context) error {
 	ctx := c.Request().Context()
 	launch := c.FormValue("launch")
-	shopper, _, err := h.shopperFromRequest(c, launch)
+	shopper, verified, err := h.shopperFromRequest(c, launch)
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
-	t := shopperTextFor(c.Request().Header.Get("Accept-Language"))
+	t := textForLaunch(c, verified)
 	currency, err := money.ParseCurrency(c.FormValue("currency"))
 	if err != nil {
 		return h.renderProblem(c, money.FieldProblem("currency", err))

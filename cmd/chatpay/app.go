@@ -70,7 +70,7 @@ func newServices(db *sqlx.DB, cfg servicesConfig) (*services, error) {
 		return err
 	}
 	var err error
-	if s.qr, err = qr.NewService(db, now, cfg.PublicBaseURL, checkItem); err != nil {
+	if s.qr, err = qr.NewService(db, now, cfg.PublicBaseURL, checkItem, qr.WithChannelLinker(payments.ChannelLinker(db))); err != nil {
 		return nil, fmt.Errorf("public base URL: %w", err)
 	}
 	s.payments = payments.NewService(db, now, s.ledger, s.catalog, s.qr, payments.Config{
@@ -99,6 +99,8 @@ type appConfig struct {
 	Providers payments.ProviderDirectory
 	// OperatorToken turns on the admin API (/v1/admin); empty leaves it off.
 	OperatorToken string
+	// WeChat are the Official Account web authorization's URLs (messengers.go).
+	WeChat payments.WeChatEndpoints
 }
 
 // app is the wired service: every domain's routes on one echo instance, and

@@ -16,7 +16,7 @@ import (
 // `chatpay channel create --name "Tea bot" --kind telegram`.
 func runChannel(ctx context.Context, env *environment, args []string) error {
 	if len(args) == 0 || args[0] != "create" {
-		fmt.Fprintln(env.stderr, "Usage: chatpay channel create --name NAME --kind telegram|tamtam|wechat|whatsapp|other [--ed25519-public-key BASE64]")
+		fmt.Fprintln(env.stderr, "Usage: chatpay channel create --name NAME --kind telegram|tamtam|wechat|whatsapp|vk|other [--ed25519-public-key BASE64] [messenger flags, see -h]")
 		return errUsage
 	}
 	fs := flag.NewFlagSet("channel create", flag.ContinueOnError)
@@ -24,6 +24,7 @@ func runChannel(ctx context.Context, env *environment, args []string) error {
 	name := fs.String("name", "", "channel name")
 	kind := fs.String("kind", "other", "messenger kind")
 	publicKey := fs.String("ed25519-public-key", "", "optional Ed25519 public key (base64) the channel signs launch contexts with")
+	messenger := messengerFlags(fs, env)
 	if err := parseFlags(fs, env, args[1:]); err != nil {
 		return err
 	}
@@ -41,12 +42,13 @@ func runChannel(ctx context.Context, env *environment, args []string) error {
 	}
 	defer closeDB()
 	svc := payments.NewService(db, time.Now, nil, nil, nil, payments.Config{})
-	created, err := svc.CreateChannel(ctx, payments.NewChannel{Name: *name, Kind: *kind, LaunchPublicKey: key})
+	created, settings, err := svc.CreateMessengerChannel(ctx, payments.NewChannel{Name: *name, Kind: *kind, LaunchPublicKey: key}, *messenger)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "channel:       %s (%s, %s)\napi key:       %s\nlaunch secret: %s\n\nBoth secrets are shown once; store them in the messenger backend.\n",
 		created.Channel.ID, created.Channel.Name, created.Channel.Kind, created.APIKey, created.LaunchSecret)
+	printMessenger(env, created.Channel, settings)
 	return nil
 }
 

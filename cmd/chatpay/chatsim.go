@@ -31,6 +31,7 @@ func runChatSim(ctx context.Context, env *environment, args []string) error {
 	fs := flag.NewFlagSet("chat-sim", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8090", "address to receive webhooks on")
 	secret := fs.String("secret", env.getenv("CHATPAY_CHATSIM_SECRET"), "the endpoint's whsec_ secret (env CHATPAY_CHATSIM_SECRET)")
+	whatsApp := whatsAppBotFlags(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintln(env.stderr, "Usage: chatpay chat-sim --secret whsec_… [--listen 127.0.0.1:8090]")
 		fs.PrintDefaults()
@@ -38,7 +39,7 @@ func runChatSim(ctx context.Context, env *environment, args []string) error {
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(*secret, "whsec_") {
+	if !strings.HasPrefix(*secret, "whsec_") || (*whatsApp.channelID != "" && *whatsApp.secret == "") {
 		fs.Usage()
 		return errUsage
 	}
@@ -47,6 +48,10 @@ func runChatSim(ctx context.Context, env *environment, args []string) error {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 	sim := &chatSim{secret: *secret, out: env.stdout, errOut: env.stderr, seen: map[string]bool{}}
+	if *whatsApp.channelID != "" {
+		sim.whatsApp = &whatsAppBot{channelID: *whatsApp.channelID, secret: *whatsApp.secret, publicURL: *whatsApp.publicURL,
+			now: time.Now, out: env.stdout, mu: &sim.mu}
+	}
 	server := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
 	fmt.Fprintf(env.stdout, "chat-sim listening on http://%s\n", listener.Addr())
 	served := make(chan error, 1)
@@ -67,6 +72,7 @@ func runChatSim(ctx context.Context, env *environment, args []string) error {
 type chatSim struct {
 	secret      string
 	out, errOut io.Writer
+	whatsApp    *whatsAppBot // POST /whatsapp, when --whatsapp-channel is set
 
 	mu    sync.Mutex
 	seen  map[string]bool
@@ -76,6 +82,10 @@ type chatSim struct {
 func (s *chatSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.URL.Path == "/whatsapp" && s.whatsApp != nil {
+		s.whatsApp.ServeHTTP(w, r)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, chatSimBodyBytesMax+1))

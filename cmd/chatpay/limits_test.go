@@ -50,7 +50,7 @@ func TestServeConnectionAndHeaderLimits(t *testing.T) {
 				c.Close()
 			}
 		}()
-		time.Sleep(200 * time.Millisecond) // let serve accept them
+		time.Sleep(200 * time.Millisecond)   // let serve accept them
 		fourth, err := net.Dial("tcp", addr) // the kernel's backlog still takes it
 		if err != nil {
 			t.Fatal(err)

@@ -29,7 +29,9 @@ func (a *app) mountRoutes() {
 	qr.NewHTTP(a.qr, a.idempotency, merchantIDOf).Register(v1, catalog.RequireMerchantKey(a.catalog))
 	webhooks.NewHTTP(a.webhooks, a.webhookOwner).Register(v1)
 	payments.NewHTTP(a.payments, a.catalog, a.idempotency).Register(root)
-	web.NewShopper(a.payments, a.catalog, a.idempotency, a.logger, a.cfg.Now).Register(root)
+	shopper := web.NewShopper(a.payments, a.catalog, a.idempotency, a.logger, a.cfg.Now)
+	shopper.Register(root)
+	web.NewWeChatPages(shopper, payments.NewWeChatOAuth(a.payments, a.cfg.WeChat, a.cfg.PublicBaseURL)).Register(root)
 	if a.cfg.OperatorToken != "" {
 		admin := v1.Group("/admin", httpapi.RequireOperator(a.cfg.OperatorToken))
 		catalog.NewAdminHTTP(a.catalog).Register(admin)

@@ -15,6 +15,7 @@ import (
 	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/httpapi"
 	"github.com/chatpay/chatpay/internal/money"
+	"github.com/chatpay/chatpay/payments"
 	"golang.org/x/net/netutil"
 )
 
@@ -54,6 +55,7 @@ type serveFlags struct {
 	fee            money.Rate
 	webhooks       *webhookConfig
 	provider       *providerConfig
+	weChat         *payments.WeChatEndpoints
 	hosted         *hostedFlags
 }
 
@@ -78,7 +80,7 @@ func parseServeFlags(env *environment, args []string) (*serveFlags, error) {
 		"largest request header block in bytes; larger requests get 431 (env CHATPAY_MAX_HEADER_BYTES)")
 	fs.IntVar(&sf.connectionsMax, "max-connections", envInt(env, "CHATPAY_MAX_CONNECTIONS", connectionsMaxDefault),
 		"client connections open at once; more wait to be accepted (env CHATPAY_MAX_CONNECTIONS)")
-	sf.webhooks, sf.provider = webhookFlags(fs, env), providerFlags(fs, env)
+	sf.webhooks, sf.provider, sf.weChat = webhookFlags(fs, env), providerFlags(fs, env), weChatFlags(fs, env)
 	sf.hosted = hostedProviderFlags(fs, env)
 	if err := parseFlags(fs, env, args); err != nil {
 		return nil, err
@@ -144,7 +146,8 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	}
 	app, err := newApp(db, migrator, logger, appConfig{
 		Now: time.Now, PublicBaseURL: sf.PublicURL, PlatformFee: sf.fee, ListenDSN: sf.dsn, Webhooks: *sf.webhooks,
-		Provider: provider, OperatorToken: sf.operatorToken, Providers: providerDirectory(providerStore),
+		Provider: provider, OperatorToken: sf.operatorToken, WeChat: *sf.weChat,
+		Providers: providerDirectory(providerStore),
 	})
 	if err != nil {
 		return err

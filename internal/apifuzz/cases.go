@@ -27,11 +27,29 @@ const (
 	mutNoCredentials = "no-credentials"
 )
 
-func buildCase(g *generator, cfg Config, o operation, i int) testCase {
-	c := testCase{mutation: mutValid, query: url.Values{}, header: http.Header{}}
-	pathParams := map[string]string{}
-	var bodyValue any
-	var bodySchema *openapi3.Schema
+// draft is a valid request before a mutation, with what mutations need.
+type draft struct {
+	testCase
+	pathParams map[string]string
+	body       any
+	bodySchema *openapi3.Schema
+}
+
+func buildCase(g *generator, cfg Config, o operation, _ int) testCase {
+	d := validDraft(g, cfg, o)
+	d.mutation = pickMutation(g, o, d.body, d.pathParams, d.header)
+	mutate(g, o, &d)
+	d.path = expand(o.path, d.pathParams)
+	if d.hasBody {
+		d.testCase.body = encodeJSON(d.body)
+	}
+	return d.testCase
+}
+
+// validDraft fills every parameter and the body from the schema (and the
+// hints), with the operation's credentials.
+func validDraft(g *generator, cfg Config, o operation) draft {
+	d := draft{testCase: testCase{mutation: mutValid, query: url.Values{}, header: http.Header{}}, pathParams: map[string]string{}}
 	for _, p := range o.params {
 		param := p.Value
 		if param == nil {
@@ -46,83 +64,89 @@ func buildCase(g *generator, cfg Config, o operation, i int) testCase {
 			if v == "" {
 				v = stringify(g.value(param.Name, param.Schema, 0))
 			}
-			pathParams[param.Name] = v
+			d.pathParams[param.Name] = v
 		case "query":
 			if param.Required || g.rand.IntN(2) == 0 {
-				c.query.Set(param.Name, stringify(g.value(param.Name, param.Schema, 0)))
+				d.query.Set(param.Name, stringify(g.value(param.Name, param.Schema, 0)))
 			}
 		case "header":
 			if strings.EqualFold(param.Name, "Idempotency-Key") {
-				c.header.Set("Idempotency-Key", "fuzz-"+g.text(&openapi3.Schema{MinLength: 24, MaxLength: ptr(uint64(24))}))
+				d.header.Set("Idempotency-Key", "fuzz-"+g.text(&openapi3.Schema{MinLength: 24, MaxLength: ptr(uint64(24))}))
 			}
 		}
 	}
 	if rb := o.op.RequestBody; rb != nil && rb.Value != nil {
 		if media := rb.Value.Content.Get("application/json"); media != nil {
-			bodySchema = schemaOf(media.Schema)
-			bodyValue = g.value("(body)", media.Schema, 0)
-			c.hasBody, c.contentType = true, "application/json"
+			d.bodySchema = schemaOf(media.Schema)
+			d.body = g.value("(body)", media.Schema, 0)
+			d.hasBody, d.contentType = true, "application/json"
 		}
 	}
 	if auth := authorization(cfg, o); auth != "" {
-		c.header.Set("Authorization", auth)
+		d.header.Set("Authorization", auth)
 	}
+	return d
+}
 
-	c.mutation = pickMutation(g, o, bodyValue, pathParams, c.header)
-	switch c.mutation {
+// mutate applies d.mutation and says whether no server may accept the result.
+func mutate(g *generator, o operation, d *draft) {
+	switch d.mutation {
 	case mutContentType, mutNotObject, mutBlankKey, mutExtra, mutNoCredentials:
-		c.mustRefuse = true
+		d.mustRefuse = true
 	}
-	switch c.mutation {
+	switch d.mutation {
 	case mutHostileString:
 		j := g.rand.IntN(len(hostileStrings))
 		// An empty object (every member optional and left out) has nowhere
 		// to put the string: the request is then valid and need not fail.
-		c.mustRefuse = setRandomString(g, bodyValue, hostileStrings[j]) && j < refusedHostileStrings
+		d.mustRefuse = setRandomString(g, d.body, hostileStrings[j]) && j < refusedHostileStrings
 	case mutWrongType:
-		setRandomMember(g, bodyValue, wrongTypes[g.rand.IntN(len(wrongTypes))])
+		setRandomMember(g, d.body, wrongTypes[g.rand.IntN(len(wrongTypes))])
 	case mutOutOfRange:
-		bodyValue = outOfRangeMember(g, bodySchema, bodyValue)
+		d.body = outOfRangeMember(g, d.bodySchema, d.body)
 	case mutMissing:
-		bodyValue = dropRequired(g, bodySchema, bodyValue)
+		d.body = dropRequired(g, d.bodySchema, d.body)
 	case mutExtra:
-		if obj, ok := bodyValue.(object); ok {
-			bodyValue = append(obj, member{"unexpected_" + g.text(&openapi3.Schema{MaxLength: ptr(uint64(6))}), "x"})
+		if obj, ok := d.body.(object); ok {
+			d.body = append(obj, member{"unexpected_" + g.text(&openapi3.Schema{MaxLength: ptr(uint64(6))}), "x"})
 		}
 	case mutDuplicate:
-		if obj, ok := bodyValue.(object); ok && len(obj) > 0 {
-			m := obj[g.rand.IntN(len(obj))]
-			bodyValue, c.mustRefuse = append(obj, m), true
+		if obj, ok := d.body.(object); ok && len(obj) > 0 {
+			d.body, d.mustRefuse = append(obj, obj[g.rand.IntN(len(obj))]), true
 		}
 	case mutCaseFolded:
-		if obj, ok := bodyValue.(object); ok && len(obj) > 0 {
+		if obj, ok := d.body.(object); ok && len(obj) > 0 {
 			j := g.rand.IntN(len(obj))
-			obj[j].name, c.mustRefuse = strings.ToUpper(obj[j].name), true
+			obj[j].name, d.mustRefuse = strings.ToUpper(obj[j].name), true
 		}
+	default:
+		mutateRequest(g, o, d)
+	}
+}
+
+// mutateRequest breaks what is around the body: media type, path, query,
+// headers.
+func mutateRequest(g *generator, o operation, d *draft) {
+	switch d.mutation {
 	case mutContentType:
-		c.contentType = []string{"text/plain", "application/x-www-form-urlencoded", "", "application/xml"}[g.rand.IntN(4)]
-		if c.contentType == "" {
-			c.header.Del("Content-Type")
+		d.contentType = []string{"text/plain", "application/x-www-form-urlencoded", "", "application/xml"}[g.rand.IntN(4)]
+		if d.contentType == "" {
+			d.header.Del("Content-Type")
 		}
 	case mutNotObject:
-		bodyValue = []raw{`[]`, `"text"`, `null`, `{`, ` `, `{"a":1}{"b":2}`}[g.rand.IntN(6)]
+		d.body = []raw{`[]`, `"text"`, `null`, `{`, ` `, `{"a":1}{"b":2}`}[g.rand.IntN(6)]
 	case mutHostilePath:
-		names := keys(pathParams)
+		names := keys(d.pathParams)
 		j := g.rand.IntN(len(hostileQueryValues))
-		c.mustRefuse = j < refusedHostileQueryValues
-		pathParams[names[g.rand.IntN(len(names))]] = hostileQueryValues[j]
+		d.mustRefuse = j < refusedHostileQueryValues
+		d.pathParams[names[g.rand.IntN(len(names))]] = hostileQueryValues[j]
 	case mutHostileQuery:
-		c.rawQuery, c.mustRefuse = hostileQuery(g, o)
+		d.rawQuery, d.mustRefuse = hostileQuery(g, o)
 	case mutBlankKey:
-		c.header.Set("Idempotency-Key", []string{"", " ", "\t"}[g.rand.IntN(3)])
+		d.header.Set("Idempotency-Key", []string{"", " ", "\t"}[g.rand.IntN(3)])
 	case mutNoCredentials:
-		c.header.Del("Authorization")
+		d.header.Del("Authorization")
 	}
-	c.path = expand(o.path, pathParams)
-	if c.hasBody {
-		c.body = encodeJSON(bodyValue)
-	}
-	return c
 }
 
 func pickMutation(g *generator, o operation, body any, pathParams map[string]string, header http.Header) string {
