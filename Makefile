@@ -19,7 +19,7 @@ DEADCODE    := golang.org/x/tools/cmd/deadcode@v0.52.0
 # document and fixtures are what the tests are checked against.
 STRIPE_MOCK_VERSION ?= v0.203.0
 
-.PHONY: run test build vet lint ensure-go ensure-postgres ensure-chromium ensure-stripe-mock clean
+.PHONY: run test build vet lint ensure-go ensure-postgres ensure-chromium ensure-stripe-mock ensure-auto-failover ha-drill restore-drill clean
 
 build: ensure-go
 	$(GO) build -o $(BIN) ./cmd/chatpay
@@ -51,6 +51,28 @@ ensure-postgres:
 	{ $$SUDO mkdir -p /etc/postgresql-common && \
 	  echo "create_main_cluster = false" | $$SUDO tee -a /etc/postgresql-common/createcluster.conf >/dev/null; } 2>/dev/null; \
 	.ci/apt-install PostgreSQL postgresql postgresql-contrib
+
+# pg_auto_failover (monitor + keepers) for the failover drill, built for the
+# PostgreSQL major version installed: Debian's postgresql-<major>-auto-failover.
+ensure-auto-failover: ensure-postgres
+	@if command -v pg_autoctl >/dev/null 2>&1; then exit 0; fi; \
+	MAJOR=$$(ls /usr/lib/postgresql | sort -n | tail -1); \
+	echo "pg_auto_failover is missing; installing Debian's postgresql-$$MAJOR-auto-failover package for the HA drill..."; \
+	.ci/apt-install pg_auto_failover postgresql-$$MAJOR-auto-failover
+
+# The failover drill (docs/operations.md): a pg_auto_failover monitor, a
+# primary and a synchronous standby on loopback ports, chatpay serve on a
+# multi-host URL, a flash sale, kill -9 of the primary's postmaster. Bounded
+# in time; removes every process and folder it started. Not part of make test.
+HA_DRILL_RUNS ?= 1
+ha-drill: ensure-go ensure-auto-failover
+	CHATPAY_HA_DRILL=1 $(GO) test -count=$(HA_DRILL_RUNS) -timeout 15m -run '^TestHADrill$$' -v ./cmd/chatpay/
+
+# The restore drill (docs/operations.md): WAL archiving, pg_basebackup in the
+# middle of a flash sale, the database lost, a restore from the backup and the
+# archive alone with the same orders and a clean verify. Not part of make test.
+restore-drill: ensure-go ensure-postgres
+	CHATPAY_RESTORE_DRILL=1 $(GO) test -count=1 -timeout 10m -run '^TestRestoreDrill$$' -v ./cmd/chatpay/
 
 # Debian's Chromium for the browser tests (skipped when no browser test exists yet).
 ensure-chromium:

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -24,6 +25,7 @@ func (d *Dashboard) registerIntegrations(g *echo.Group) {
 	g.GET("/webhooks/:id", d.endpoint)
 	g.POST("/webhooks/:id/test", d.testEndpoint)
 	g.POST("/webhooks/:id/replay", d.replayEvent)
+	g.POST("/webhooks/:id/send-waiting", d.sendWaiting)
 }
 
 func ownerOf(c echo.Context) webhooks.Owner {
@@ -161,6 +163,20 @@ func (d *Dashboard) replayEvent(c echo.Context) error {
 	flash := "The event will be delivered again."
 	if n == 0 {
 		flash = "Nothing to replay: the event is still being delivered."
+	}
+	return redirectFlash(c, "/dashboard/webhooks/"+c.Param("id"), flash)
+}
+
+// sendWaiting is "send waiting now": after fixing a receiver, its deliveries
+// waiting for a retry go out at once, each chat's in order.
+func (d *Dashboard) sendWaiting(c echo.Context) error {
+	n, err := d.deps.Webhooks.SendWaiting(c.Request().Context(), ownerOf(c), c.Param("id"))
+	if err != nil {
+		return d.renderError(c, err)
+	}
+	flash := fmt.Sprintf("%d waiting deliveries are being sent now.", n)
+	if n == 0 {
+		flash = "No delivery is waiting for a retry."
 	}
 	return redirectFlash(c, "/dashboard/webhooks/"+c.Param("id"), flash)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -27,9 +26,13 @@ import (
 )
 
 // RetryScheduleDefault is the delay before each attempt: the first at once,
-// then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (about 28 h in all).
+// then after 5 s, 30 s, 2 min, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (about
+// 28 h in all). The short early steps find a receiver that was down for a
+// moment; once one delivery gets through, the endpoint's whole backlog is
+// brought forward (bringForwardSQL), so later steps never hold a recovered
+// receiver's messages back.
 var RetryScheduleDefault = []time.Duration{
-	0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+	0, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 5 * time.Minute, 30 * time.Minute,
 	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
 }
 
@@ -85,8 +88,6 @@ type DispatcherConfig struct {
 type Dispatcher struct {
 	cfg    DispatcherConfig
 	client *http.Client
-	// testHookClaimed runs after a delivery is claimed and before it is sent.
-	testHookClaimed func(deliveryID int64)
 }
 
 // NewDispatcher checks cfg and fills in its defaults.
@@ -262,55 +263,11 @@ func (d *Dispatcher) listen(nudge func()) (stop func()) {
 	}
 }
 
-// claimed is a delivery this dispatcher holds, with what it needs to send it.
-type claimed struct {
-	ID                      int64          `db:"id"`
-	EventID                 string         `db:"event_id"`
-	EndpointID              string         `db:"endpoint_id"`
-	AttemptCount            int            `db:"attempt_count"`
-	ClaimToken              string         `db:"claim_token"`
-	Body                    []byte         `db:"body"`
-	URL                     string         `db:"url"`
-	Secret                  string         `db:"secret"`
-	PreviousSecret          sql.NullString `db:"previous_secret"`
-	PreviousSecretExpiresAt sql.NullTime   `db:"previous_secret_expires_at"`
-}
-
-// claimSQL takes due deliveries that head their conversation's queue at their
-// endpoint: no earlier delivery of the same endpoint and ordering key is
-// still pending (claimed or waiting for a retry), so one conversation has at
-// most one delivery in flight and arrives in seq order. Rows another
-// dispatcher is claiming are skipped, not waited for.
-const claimSQL = `
-UPDATE webhook_deliveries d
-SET claimed_until = $2, claim_token = $3
-FROM (
-    SELECT d.id, ev.body, e.url, e.secret, e.previous_secret, e.previous_secret_expires_at
-    FROM webhook_deliveries d
-    JOIN webhook_endpoints e ON e.id = d.endpoint_id
-    JOIN webhook_events ev ON ev.id = d.event_id
-    WHERE d.status = 'pending' AND d.next_attempt_at <= $1
-      AND (d.claimed_until IS NULL OR d.claimed_until < $1)
-      AND e.enabled
-      AND d.endpoint_id <> ALL (COALESCE($4::text[], ARRAY[]::text[]))
-      AND NOT EXISTS (
-          SELECT 1 FROM webhook_deliveries p
-          WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key
-            AND p.status = 'pending' AND p.seq < d.seq)
-    ORDER BY d.next_attempt_at, d.seq
-    LIMIT $5
-    FOR UPDATE OF d SKIP LOCKED
-) c
-WHERE d.id = c.id
-RETURNING d.id, d.event_id, d.endpoint_id, d.attempt_count, d.claim_token,
-          c.body, c.url, c.secret, c.previous_secret, c.previous_secret_expires_at`
-
 func (d *Dispatcher) claim(ctx context.Context, limit int, busy []string) ([]claimed, error) {
 	now := d.cfg.Now()
-	var out []claimed
-	err := sqlx.SelectContext(ctx, d.cfg.DB, &out, claimSQL, now, now.Add(d.cfg.Lease), ids.New("clm"), pq.StringArray(busy), limit)
+	out, err := claimDeliveries(ctx, d.cfg.DB, now, now.Add(d.cfg.Lease), ids.New("clm"), busy, limit)
 	if err != nil {
-		return nil, fmt.Errorf("claim: %w", err)
+		return nil, err
 	}
 	// Several deliveries of one endpoint may come in one batch; the surplus
 	// over the per-endpoint bound is handed back at once.
@@ -325,14 +282,12 @@ func (d *Dispatcher) claim(ctx context.Context, limit int, busy []string) ([]cla
 		kept = append(kept, c)
 	}
 	if len(surplus) > 0 {
-		if _, err := d.cfg.DB.ExecContext(ctx, releaseSQL, pq.Int64Array(surplus)); err != nil {
+		if err := releaseClaims(ctx, d.cfg.DB, surplus); err != nil {
 			d.cfg.Logger.Warn("release surplus webhook claims", "error", err)
 		}
 	}
 	return kept, nil
 }
-
-const releaseSQL = `UPDATE webhook_deliveries SET claimed_until = NULL, claim_token = NULL WHERE id = ANY ($1) AND status = 'pending'`
 
 // result is what one attempt found out.
 type result struct {
@@ -345,15 +300,12 @@ type result struct {
 }
 
 func (d *Dispatcher) deliver(ctx context.Context, c claimed) {
-	if d.testHookClaimed != nil {
-		d.testHookClaimed(c.ID)
-	}
 	if ctx.Err() != nil {
 		// Stopping before the send: hand the claim back so another dispatcher
 		// (or this one after a restart) sends it without waiting for the lease.
 		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 		defer cancel()
-		if _, err := d.cfg.DB.ExecContext(releaseCtx, releaseSQL, pq.Int64Array{c.ID}); err != nil {
+		if err := releaseClaims(releaseCtx, d.cfg.DB, []int64{c.ID}); err != nil {
 			d.cfg.Logger.Warn("release webhook claim", "delivery", c.ID, "error", err)
 		}
 		return
@@ -371,10 +323,8 @@ func (d *Dispatcher) deliver(ctx context.Context, c claimed) {
 }
 
 func (d *Dispatcher) send(ctx context.Context, c claimed, now time.Time) result {
-	secrets := []string{c.Secret}
-	if c.PreviousSecret.Valid && c.PreviousSecretExpiresAt.Valid && now.Before(c.PreviousSecretExpiresAt.Time) {
-		secrets = append(secrets, c.PreviousSecret.String)
-	}
+	// The claim returned only the old secrets still valid at its now.
+	secrets := append([]string{c.Secret}, c.PreviousSecrets...)
 	signature, err := signatureHeader(secrets, c.EventID, now, c.Body)
 	if err != nil {
 		return result{outcome: "network_error", errText: "signing failed: " + err.Error()}
@@ -479,49 +429,15 @@ func (d *Dispatcher) nextDelay(next int, retryAfter time.Duration) time.Duration
 	return max(delay, min(retryAfter, d.cfg.RetryAfterMax))
 }
 
-const insertAttemptSQL = `
-INSERT INTO webhook_attempts (delivery_id, attempted_at, outcome, status_code, latency_ms, error, response_excerpt)
-VALUES ($1, $2, $3, $4, $5, $6, $7)`
-
-// Only the claim holder writes the result; a stale holder whose lease was
-// taken over records its attempt but leaves the delivery to the new holder.
-const finishDeliverySQL = `
-UPDATE webhook_deliveries
-SET status = $3, attempt_count = $4, next_attempt_at = $5, claimed_until = NULL, claim_token = NULL,
-    last_attempt_at = $6, last_status_code = $7, last_error = $8, finished_at = $9
-WHERE id = $1 AND claim_token = $2`
-
-const endpointSucceededSQL = `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL`
-
-const endpointFailedSQL = `
-UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2)
-WHERE id = $1
-RETURNING owner_kind, owner_id, url, enabled, failing_since`
-
 // finish records the attempt and the delivery's next state in one
 // transaction. The endpoint row is locked before the delivery row, the same
-// order disableEndpoint uses, so the two cannot deadlock.
+// order disableEndpoint uses, so the two cannot deadlock. The first success
+// after failures brings the endpoint's whole backlog forward: a receiver
+// that is back gets its waiting messages at once, not at their next retry.
 func (d *Dispatcher) finish(ctx context.Context, c claimed, attemptedAt time.Time, res result) error {
-	attempt := c.AttemptCount + 1
-	status, nextAt := "pending", attemptedAt
-	var finishedAt *time.Time
-	switch {
-	case res.outcome == "delivered":
-		status, finishedAt = "delivered", &attemptedAt
-	case attempt >= len(d.cfg.RetrySchedule):
-		status, finishedAt = "failed", &attemptedAt
-	default:
-		nextAt = attemptedAt.Add(d.nextDelay(attempt+1, res.retryAfter))
-	}
-	var statusCode *int
-	if res.statusCode != 0 {
-		statusCode = &res.statusCode
-	}
-	lastError := res.errText
-	if lastError == "" && res.outcome == "http_error" {
-		lastError = "HTTP " + strconv.Itoa(res.statusCode)
-	}
-	leaseLost := false
+	a := d.nextState(c, attemptedAt, res)
+	var leaseLost bool
+	var drained int
 	err := database.WithTx(ctx, d.cfg.DB, nil, func(tx *sqlx.Tx) error {
 		// An attempt's record may be lost in a crash without harm: delivery
 		// is at least once, and a lost "delivered" only sends the event again
@@ -531,24 +447,18 @@ func (d *Dispatcher) finish(ctx context.Context, c claimed, attemptedAt time.Tim
 		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit TO off`); err != nil {
 			return fmt.Errorf("relax commit: %w", err)
 		}
-		health, err := d.updateEndpointHealth(ctx, tx, c.EndpointID, res.outcome == "delivered", attemptedAt)
+		recovered, health, err := d.updateEndpointHealth(ctx, tx, c.EndpointID, res.outcome == "delivered", attemptedAt)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, insertAttemptSQL, c.ID, attemptedAt, res.outcome, statusCode,
-			res.latency.Milliseconds(), res.errText, res.excerpt); err != nil {
-			return fmt.Errorf("insert attempt: %w", err)
-		}
-		r, err := tx.ExecContext(ctx, finishDeliverySQL, c.ID, c.ClaimToken, status, attempt, nextAt,
-			attemptedAt, statusCode, lastError, finishedAt)
-		if err != nil {
-			return fmt.Errorf("update delivery: %w", err)
-		}
-		n, err := rowsAffected(r)
-		if err != nil {
+		if leaseLost, err = recordAttempt(ctx, tx, c, a); err != nil {
 			return err
 		}
-		leaseLost = n == 0
+		if recovered {
+			if drained, err = bringForward(ctx, tx, c.EndpointID, attemptedAt); err != nil {
+				return err
+			}
+		}
 		if health != nil {
 			return d.disable(ctx, tx, c.EndpointID, *health, attemptedAt)
 		}
@@ -560,7 +470,33 @@ func (d *Dispatcher) finish(ctx context.Context, c claimed, attemptedAt time.Tim
 	if leaseLost {
 		d.cfg.Logger.Warn("webhook attempt recorded after its claim was lost", "delivery", c.ID, "error", errLeaseLost)
 	}
+	if drained > 0 {
+		d.cfg.Logger.Info("webhook endpoint answers again; sending its waiting deliveries now", "endpoint", c.EndpointID, "deliveries", drained)
+	}
 	return nil
+}
+
+// nextState is the attempt's record and where the delivery goes from here.
+func (d *Dispatcher) nextState(c claimed, attemptedAt time.Time, res result) attemptRecord {
+	a := attemptRecord{
+		AttemptedAt: attemptedAt, Outcome: res.outcome, Latency: res.latency, ErrText: res.errText, Excerpt: res.excerpt,
+		Status: "pending", AttemptCount: c.AttemptCount + 1, NextAttemptAt: attemptedAt, LastError: res.errText,
+	}
+	switch {
+	case res.outcome == "delivered":
+		a.Status, a.FinishedAt = "delivered", &attemptedAt
+	case a.AttemptCount >= len(d.cfg.RetrySchedule):
+		a.Status, a.FinishedAt = "failed", &attemptedAt
+	default:
+		a.NextAttemptAt = attemptedAt.Add(d.nextDelay(a.AttemptCount+1, res.retryAfter))
+	}
+	if res.statusCode != 0 {
+		a.StatusCode = &res.statusCode
+	}
+	if a.LastError == "" && res.outcome == "http_error" {
+		a.LastError = "HTTP " + strconv.Itoa(res.statusCode)
+	}
+	return a
 }
 
 // failingEndpoint is an endpoint that has failed for longer than DisableAfter.
@@ -572,27 +508,22 @@ type failingEndpoint struct {
 	FailingSince time.Time `db:"failing_since"`
 }
 
-// updateEndpointHealth ends or extends the endpoint's failure streak, and
-// returns the endpoint when the streak has lasted long enough to disable it.
-func (d *Dispatcher) updateEndpointHealth(ctx context.Context, tx *sqlx.Tx, endpointID string, succeeded bool, now time.Time) (*failingEndpoint, error) {
+// updateEndpointHealth ends or extends the endpoint's failure streak. It
+// reports an ended streak (recovered), and returns the endpoint when the
+// streak has lasted long enough to disable it.
+func (d *Dispatcher) updateEndpointHealth(ctx context.Context, tx *sqlx.Tx, endpointID string, succeeded bool, now time.Time) (recovered bool, disable *failingEndpoint, err error) {
 	if succeeded {
-		if _, err := tx.ExecContext(ctx, endpointSucceededSQL, endpointID); err != nil {
-			return nil, fmt.Errorf("mark endpoint healthy: %w", err)
-		}
-		return nil, nil
+		recovered, err = markEndpointSucceeded(ctx, tx, endpointID)
+		return recovered, nil, err
 	}
-	var ep failingEndpoint
-	err := sqlx.GetContext(ctx, tx, &ep, endpointFailedSQL, endpointID, now)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil // deleted meanwhile
-	}
-	if err != nil {
-		return nil, fmt.Errorf("mark endpoint failing: %w", err)
+	ep, ok, err := markEndpointFailed(ctx, tx, endpointID, now)
+	if err != nil || !ok { // !ok: deleted meanwhile
+		return false, nil, err
 	}
 	if !ep.Enabled || now.Sub(ep.FailingSince) < d.cfg.DisableAfter {
-		return nil, nil
+		return false, nil, nil
 	}
-	return &ep, nil
+	return false, &ep, nil
 }
 
 // disable turns the endpoint off and tells the owner's other endpoints; the
@@ -612,23 +543,4 @@ func (d *Dispatcher) disable(ctx context.Context, tx *sqlx.Tx, endpointID string
 		},
 	}, "")
 	return err
-}
-
-const disableEndpointSQL = `UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = $3 WHERE id = $1`
-
-// Deliveries still pending for a disabled endpoint end as failed, so that
-// "replay failed since" brings them back once the owner re-enables it.
-const failPendingSQL = `
-UPDATE webhook_deliveries
-SET status = 'failed', finished_at = $2, last_error = 'endpoint disabled', claimed_until = NULL, claim_token = NULL
-WHERE endpoint_id = $1 AND status = 'pending'`
-
-func disableEndpoint(ctx context.Context, tx *sqlx.Tx, endpointID, reason string, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, disableEndpointSQL, endpointID, reason, now); err != nil {
-		return fmt.Errorf("disable endpoint: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, failPendingSQL, endpointID, now); err != nil {
-		return fmt.Errorf("fail pending deliveries: %w", err)
-	}
-	return nil
 }

@@ -39,6 +39,7 @@ func (h *HTTP) Register(g *echo.Group) {
 	g.POST("/webhooks/endpoints/:id/test", h.test)
 	g.GET("/webhooks/endpoints/:id/deliveries", h.deliveries)
 	g.POST("/webhooks/endpoints/:id/replay", h.replayFailed)
+	g.POST("/webhooks/endpoints/:id/send-waiting", h.sendWaiting)
 	g.POST("/webhooks/events/:id/replay", h.replayEvent)
 }
 
@@ -261,4 +262,18 @@ func (h *HTTP) replayEvent(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, map[string]int{"replayed": n})
+}
+
+// sendWaiting is "send waiting now": the endpoint's deliveries waiting for a
+// retry become due at once.
+func (h *HTTP) sendWaiting(c echo.Context) error {
+	owner, err := h.owner(c)
+	if err != nil {
+		return err
+	}
+	n, err := h.svc.SendWaiting(c.Request().Context(), owner, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, map[string]int{"brought_forward": n})
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -184,10 +185,12 @@ func (s *Service) validate(ctx context.Context, in *EndpointInput) error {
 	return nil
 }
 
-// Secret is an endpoint's signing secret, shown to its owner.
+// Secret is an endpoint's signing secret, shown to its owner, with when the
+// old secrets that still sign expire (the latest, and each).
 type Secret struct {
-	Secret                  string     `json:"secret"`
-	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
+	Secret                  string      `json:"secret"`
+	PreviousSecretExpiresAt *time.Time  `json:"previous_secret_expires_at,omitempty"`
+	PreviousSecretsExpireAt []time.Time `json:"previous_secrets_expire_at,omitempty"`
 }
 
 // CreateEndpoint creates an enabled endpoint with a new secret. It returns a
@@ -226,6 +229,10 @@ func secretOf(row endpointRow, now time.Time) Secret {
 	}
 	return out
 }
+
+// previousSecretsMax bounds the old secrets that keep signing after
+// rotations: each adds a signature to every request.
+const previousSecretsMax = 4
 
 type endpointCursor struct {
 	CreatedAt time.Time
@@ -337,7 +344,10 @@ func (s *Service) DeleteEndpoint(ctx context.Context, owner Owner, id string) er
 
 // RotateSecret gives the endpoint a new secret; the old one keeps signing for
 // grace (SecretGraceDefault when zero), so receivers can switch without
-// losing a webhook. Returns not_found or a validation problem.
+// losing a webhook. Secrets from earlier rotations keep signing until their
+// own expiry, at most previousSecretsMax of them. Returns not_found, a
+// validation problem, or too_many_secrets (409) when that many old secrets
+// still sign.
 func (s *Service) RotateSecret(ctx context.Context, owner Owner, id string, grace time.Duration) (Secret, error) {
 	if grace == 0 {
 		grace = SecretGraceDefault
@@ -348,18 +358,87 @@ func (s *Service) RotateSecret(ctx context.Context, owner Owner, id string, grac
 	now := s.now()
 	secret := NewSecret()
 	expiresAt := now.Add(grace)
+	var out Secret
 	err := database.WithTx(ctx, s.db, nil, func(tx *sqlx.Tx) error {
 		row, err := getEndpointForUpdate(ctx, tx, owner, id)
 		if err != nil {
 			return err
 		}
-		return rotateSecret(ctx, tx, row.ID, secret, row.Secret, expiresAt, now)
+		kept, err := keptSecretExpiries(ctx, tx, row.ID, now)
+		if err != nil {
+			return err
+		}
+		if len(kept) >= previousSecretsMax {
+			return problem.New(problem.KindConflict, "too_many_secrets",
+				"%d old secrets still sign; the first expires at %s — rotate after that, or with grace_period_seconds 0 to end the current one at once",
+				len(kept), kept[0].UTC().Format(time.RFC3339))
+		}
+		if err := rotateSecret(ctx, tx, row.ID, secret, row.Secret, expiresAt, now); err != nil {
+			return err
+		}
+		out = Secret{Secret: secret}
+		for _, at := range append(kept, expiresAt) {
+			if at.After(now) {
+				out.PreviousSecretsExpireAt = append(out.PreviousSecretsExpireAt, at.UTC())
+			}
+		}
+		if n := len(out.PreviousSecretsExpireAt); n > 0 {
+			latest := slices.MaxFunc(out.PreviousSecretsExpireAt, time.Time.Compare)
+			out.PreviousSecretExpiresAt = &latest
+		}
+		return nil
 	})
+	return out, err
+}
+
+// Backlog is what waits to be delivered, for monitoring: the pending
+// deliveries of every endpoint and the age of the oldest (zero when none).
+type Backlog struct {
+	Pending   int
+	OldestAge time.Duration
+}
+
+// Backlog measures the delivery backlog now.
+func (s *Service) Backlog(ctx context.Context) (Backlog, error) {
+	pending, oldest, err := backlog(ctx, s.db)
 	if err != nil {
-		return Secret{}, err
+		return Backlog{}, err
 	}
-	expiresAt = expiresAt.UTC()
-	return Secret{Secret: secret, PreviousSecretExpiresAt: &expiresAt}, nil
+	b := Backlog{Pending: pending}
+	if oldest.Valid {
+		b.OldestAge = max(s.now().Sub(oldest.Time), 0)
+	}
+	return b, nil
+}
+
+// SendWaitingByID is SendWaiting for the operator, who may act on any
+// owner's endpoint. Returns not_found or endpoint_disabled.
+func (s *Service) SendWaitingByID(ctx context.Context, endpointID string) (int, error) {
+	row, err := getEndpointByID(ctx, s.db, endpointID)
+	if err != nil {
+		return 0, err
+	}
+	return s.SendWaiting(ctx, Owner{Kind: row.OwnerKind, ID: row.OwnerID}, endpointID)
+}
+
+// SendWaiting makes every delivery of the owner's endpoint that waits for a
+// retry due now (the operator's or owner's "send waiting now" after fixing a
+// receiver), keeping each conversation's order. Returns how many were
+// brought forward, not_found, or endpoint_disabled.
+func (s *Service) SendWaiting(ctx context.Context, owner Owner, endpointID string) (int, error) {
+	var n int
+	err := database.WithTx(ctx, s.db, nil, func(tx *sqlx.Tx) error {
+		row, err := getEndpointForUpdate(ctx, tx, owner, endpointID)
+		if err != nil {
+			return err
+		}
+		if !row.Enabled {
+			return ErrEndpointDisabled
+		}
+		n, err = bringForward(ctx, tx, row.ID, s.now())
+		return err
+	})
+	return n, err
 }
 
 // ErrEndpointDisabled is the problem for sending to a disabled endpoint.

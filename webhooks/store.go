@@ -26,8 +26,7 @@ type endpointRow struct {
 	Description             string         `db:"description"`
 	EventTypes              pq.StringArray `db:"event_types"`
 	Secret                  string         `db:"secret"`
-	PreviousSecret          sql.NullString `db:"previous_secret"`
-	PreviousSecretExpiresAt sql.NullTime   `db:"previous_secret_expires_at"`
+	PreviousSecretExpiresAt sql.NullTime   `db:"previous_secret_expires_at"` // the latest expiry of the old secrets kept
 	Enabled                 bool           `db:"enabled"`
 	DisabledReason          string         `db:"disabled_reason"`
 	FailingSince            sql.NullTime   `db:"failing_since"`
@@ -36,7 +35,8 @@ type endpointRow struct {
 }
 
 const endpointColumns = `id, owner_kind, owner_id, url, description, event_types, secret,
-	previous_secret, previous_secret_expires_at, enabled, disabled_reason, failing_since, created_at, updated_at`
+	(SELECT max(s.expires_at) FROM webhook_endpoint_secrets s WHERE s.endpoint_id = webhook_endpoints.id) AS previous_secret_expires_at,
+	enabled, disabled_reason, failing_since, created_at, updated_at`
 
 const insertEndpointSQL = `
 INSERT INTO webhook_endpoints (id, owner_kind, owner_id, url, description, event_types, secret, enabled, created_at, updated_at)
@@ -68,6 +68,21 @@ const getEndpointSQL = `SELECT ` + endpointColumns + ` FROM webhook_endpoints WH
 func getEndpoint(ctx context.Context, db sqlx.QueryerContext, owner Owner, id string) (endpointRow, error) {
 	var row endpointRow
 	err := sqlx.GetContext(ctx, db, &row, getEndpointSQL, id, owner.Kind, owner.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return row, problem.NotFound("webhook endpoint")
+	}
+	if err != nil {
+		return row, fmt.Errorf("get webhook endpoint: %w", err)
+	}
+	return row, nil
+}
+
+const getEndpointByIDSQL = `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE id = $1`
+
+// getEndpointByID returns any owner's endpoint (the operator's view) or not_found.
+func getEndpointByID(ctx context.Context, db sqlx.QueryerContext, id string) (endpointRow, error) {
+	var row endpointRow
+	err := sqlx.GetContext(ctx, db, &row, getEndpointByIDSQL, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return row, problem.NotFound("webhook endpoint")
 	}
@@ -129,13 +144,39 @@ func updateEndpoint(ctx context.Context, tx *sqlx.Tx, row endpointRow, now time.
 	return out, nil
 }
 
-const rotateSecretSQL = `
-UPDATE webhook_endpoints
-SET secret = $2, previous_secret = $3, previous_secret_expires_at = $4, updated_at = $5
-WHERE id = $1`
+const rotateSecretSQL = `UPDATE webhook_endpoints SET secret = $2, updated_at = $3 WHERE id = $1`
 
-func rotateSecret(ctx context.Context, tx *sqlx.Tx, id, secret, previous string, expiresAt, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, rotateSecretSQL, id, secret, previous, expiresAt, now); err != nil {
+const purgeSecretsSQL = `DELETE FROM webhook_endpoint_secrets WHERE endpoint_id = $1 AND expires_at <= $2`
+
+const liveSecretsSQL = `SELECT expires_at FROM webhook_endpoint_secrets WHERE endpoint_id = $1 ORDER BY expires_at`
+
+const keepSecretSQL = `
+INSERT INTO webhook_endpoint_secrets (endpoint_id, secret, expires_at) VALUES ($1, $2, $3)
+ON CONFLICT (endpoint_id, secret) DO UPDATE SET expires_at = greatest(webhook_endpoint_secrets.expires_at, EXCLUDED.expires_at)`
+
+// keptSecretExpiries drops the endpoint's old secrets that expired by now and
+// returns the expiries of those still signing, soonest first. The caller
+// holds the endpoint's row lock.
+func keptSecretExpiries(ctx context.Context, tx *sqlx.Tx, id string, now time.Time) ([]time.Time, error) {
+	if _, err := tx.ExecContext(ctx, purgeSecretsSQL, id, now); err != nil {
+		return nil, fmt.Errorf("purge expired webhook secrets: %w", err)
+	}
+	var out []time.Time
+	if err := sqlx.SelectContext(ctx, tx, &out, liveSecretsSQL, id); err != nil {
+		return nil, fmt.Errorf("list webhook secrets: %w", err)
+	}
+	return out, nil
+}
+
+// rotateSecret makes secret current and keeps previous signing until
+// keepUntil (not at all when keepUntil is not after now).
+func rotateSecret(ctx context.Context, tx *sqlx.Tx, id, secret, previous string, keepUntil, now time.Time) error {
+	if keepUntil.After(now) {
+		if _, err := tx.ExecContext(ctx, keepSecretSQL, id, previous, keepUntil); err != nil {
+			return fmt.Errorf("keep the old webhook secret: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, rotateSecretSQL, id, secret, now); err != nil {
 		return fmt.Errorf("rotate webhook secret: %w", err)
 	}
 	return nil
@@ -339,4 +380,200 @@ func notify(ctx context.Context, tx sqlx.ExecerContext) error {
 		return fmt.Errorf("notify dispatchers: %w", err)
 	}
 	return nil
+}
+
+// The dispatcher's SQL: claiming deliveries, recording attempts, endpoint
+// health, draining a recovered endpoint's backlog.
+
+// claimed is a delivery this dispatcher holds, with what it needs to send it.
+type claimed struct {
+	ID           int64  `db:"id"`
+	EventID      string `db:"event_id"`
+	EndpointID   string `db:"endpoint_id"`
+	AttemptCount int    `db:"attempt_count"`
+	ClaimToken   string `db:"claim_token"`
+	Body         []byte `db:"body"`
+	URL          string `db:"url"`
+	Secret       string `db:"secret"`
+	// PreviousSecrets are the old secrets still signing, latest expiry first.
+	PreviousSecrets pq.StringArray `db:"previous_secrets"`
+}
+
+// claimSQL takes due deliveries that head their conversation's queue at their
+// endpoint: no earlier delivery of the same endpoint and ordering key is
+// still pending (claimed or waiting for a retry), so one conversation has at
+// most one delivery in flight and arrives in seq order. Rows another
+// dispatcher is claiming are skipped, not waited for.
+const claimSQL = `
+UPDATE webhook_deliveries d
+SET claimed_until = $2, claim_token = $3
+FROM (
+    SELECT d.id, ev.body, e.url, e.secret,
+           ARRAY(SELECT s.secret FROM webhook_endpoint_secrets s
+                 WHERE s.endpoint_id = e.id AND s.expires_at > $1 ORDER BY s.expires_at DESC) AS previous_secrets
+    FROM webhook_deliveries d
+    JOIN webhook_endpoints e ON e.id = d.endpoint_id
+    JOIN webhook_events ev ON ev.id = d.event_id
+    WHERE d.status = 'pending' AND d.next_attempt_at <= $1
+      AND (d.claimed_until IS NULL OR d.claimed_until < $1)
+      AND e.enabled
+      AND d.endpoint_id <> ALL (COALESCE($4::text[], ARRAY[]::text[]))
+      AND NOT EXISTS (
+          SELECT 1 FROM webhook_deliveries p
+          WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key
+            AND p.status = 'pending' AND p.seq < d.seq)
+    ORDER BY d.next_attempt_at, d.seq
+    LIMIT $5
+    FOR UPDATE OF d SKIP LOCKED
+) c
+WHERE d.id = c.id
+RETURNING d.id, d.event_id, d.endpoint_id, d.attempt_count, d.claim_token,
+          c.body, c.url, c.secret, c.previous_secrets`
+
+func claimDeliveries(ctx context.Context, db sqlx.QueryerContext, now, until time.Time, token string, busy []string, limit int) ([]claimed, error) {
+	var out []claimed
+	if err := sqlx.SelectContext(ctx, db, &out, claimSQL, now, until, token, pq.StringArray(busy), limit); err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	return out, nil
+}
+
+const releaseSQL = `UPDATE webhook_deliveries SET claimed_until = NULL, claim_token = NULL WHERE id = ANY ($1) AND status = 'pending'`
+
+// releaseClaims hands claimed deliveries back without an attempt.
+func releaseClaims(ctx context.Context, db sqlx.ExecerContext, deliveryIDs []int64) error {
+	if _, err := db.ExecContext(ctx, releaseSQL, pq.Int64Array(deliveryIDs)); err != nil {
+		return fmt.Errorf("release webhook claims: %w", err)
+	}
+	return nil
+}
+
+// attemptRecord is one attempt's result and the delivery's next state.
+type attemptRecord struct {
+	AttemptedAt   time.Time
+	Outcome       string
+	StatusCode    *int
+	Latency       time.Duration
+	ErrText       string
+	Excerpt       string
+	Status        string // the delivery's new status
+	AttemptCount  int
+	NextAttemptAt time.Time
+	LastError     string
+	FinishedAt    *time.Time
+}
+
+const insertAttemptSQL = `
+INSERT INTO webhook_attempts (delivery_id, attempted_at, outcome, status_code, latency_ms, error, response_excerpt)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+// Only the claim holder writes the result; a stale holder whose lease was
+// taken over records its attempt but leaves the delivery to the new holder.
+const finishDeliverySQL = `
+UPDATE webhook_deliveries
+SET status = $3, attempt_count = $4, next_attempt_at = $5, claimed_until = NULL, claim_token = NULL,
+    last_attempt_at = $6, last_status_code = $7, last_error = $8, finished_at = $9
+WHERE id = $1 AND claim_token = $2`
+
+// recordAttempt writes the attempt and, if the claim still holds, the
+// delivery's next state; it reports whether the claim had been lost.
+func recordAttempt(ctx context.Context, tx *sqlx.Tx, c claimed, a attemptRecord) (leaseLost bool, err error) {
+	if _, err := tx.ExecContext(ctx, insertAttemptSQL, c.ID, a.AttemptedAt, a.Outcome, a.StatusCode,
+		a.Latency.Milliseconds(), a.ErrText, a.Excerpt); err != nil {
+		return false, fmt.Errorf("insert attempt: %w", err)
+	}
+	r, err := tx.ExecContext(ctx, finishDeliverySQL, c.ID, c.ClaimToken, a.Status, a.AttemptCount, a.NextAttemptAt,
+		a.AttemptedAt, a.StatusCode, a.LastError, a.FinishedAt)
+	if err != nil {
+		return false, fmt.Errorf("update delivery: %w", err)
+	}
+	n, err := rowsAffected(r)
+	return n == 0, err
+}
+
+const endpointSucceededSQL = `
+UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL
+RETURNING id`
+
+// markEndpointSucceeded ends the endpoint's failure streak and reports
+// whether there was one.
+func markEndpointSucceeded(ctx context.Context, tx *sqlx.Tx, endpointID string) (recovered bool, err error) {
+	r, err := tx.ExecContext(ctx, endpointSucceededSQL, endpointID)
+	if err != nil {
+		return false, fmt.Errorf("mark endpoint healthy: %w", err)
+	}
+	n, err := rowsAffected(r)
+	return n > 0, err
+}
+
+const endpointFailedSQL = `
+UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2)
+WHERE id = $1
+RETURNING owner_kind, owner_id, url, enabled, failing_since`
+
+// markEndpointFailed starts or extends the failure streak; ok is false when
+// the endpoint was deleted meanwhile.
+func markEndpointFailed(ctx context.Context, tx *sqlx.Tx, endpointID string, now time.Time) (ep failingEndpoint, ok bool, err error) {
+	err = sqlx.GetContext(ctx, tx, &ep, endpointFailedSQL, endpointID, now)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ep, false, nil
+	}
+	if err != nil {
+		return ep, false, fmt.Errorf("mark endpoint failing: %w", err)
+	}
+	return ep, true, nil
+}
+
+// bringForwardSQL makes every delivery of the endpoint that waits for a
+// retry due now. Claims are left alone, and the claim's head-of-queue rule
+// still sends each conversation in seq order: only the waiting is cut short.
+const bringForwardSQL = `
+UPDATE webhook_deliveries
+SET next_attempt_at = $2
+WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at > $2
+  AND (claimed_until IS NULL OR claimed_until < $2)`
+
+// bringForward makes the endpoint's waiting deliveries due at now and wakes
+// the dispatchers at commit; it returns how many it moved.
+func bringForward(ctx context.Context, tx *sqlx.Tx, endpointID string, now time.Time) (int, error) {
+	r, err := tx.ExecContext(ctx, bringForwardSQL, endpointID, now)
+	if err != nil {
+		return 0, fmt.Errorf("bring waiting deliveries forward: %w", err)
+	}
+	n, err := rowsAffected(r)
+	if err != nil || n == 0 {
+		return n, err
+	}
+	return n, notify(ctx, tx)
+}
+
+const disableEndpointSQL = `UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = $3 WHERE id = $1`
+
+// Deliveries still pending for a disabled endpoint end as failed, so that
+// "replay failed since" brings them back once the owner re-enables it.
+const failPendingSQL = `
+UPDATE webhook_deliveries
+SET status = 'failed', finished_at = $2, last_error = 'endpoint disabled', claimed_until = NULL, claim_token = NULL
+WHERE endpoint_id = $1 AND status = 'pending'`
+
+func disableEndpoint(ctx context.Context, tx *sqlx.Tx, endpointID, reason string, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, disableEndpointSQL, endpointID, reason, now); err != nil {
+		return fmt.Errorf("disable endpoint: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, failPendingSQL, endpointID, now); err != nil {
+		return fmt.Errorf("fail pending deliveries: %w", err)
+	}
+	return nil
+}
+
+// backlogSQL measures what waits to be delivered: deliveries still pending
+// and how long the oldest of them has existed. The partial index on pending
+// deliveries keeps it cheap however many were delivered.
+const backlogSQL = `SELECT count(*), min(created_at) FROM webhook_deliveries WHERE status = 'pending'`
+
+func backlog(ctx context.Context, db sqlx.QueryerContext) (pending int, oldest sql.NullTime, err error) {
+	if err := db.QueryRowxContext(ctx, backlogSQL).Scan(&pending, &oldest); err != nil {
+		return 0, oldest, fmt.Errorf("webhook backlog: %w", err)
+	}
+	return pending, oldest, nil
 }

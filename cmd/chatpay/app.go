@@ -99,6 +99,9 @@ type appConfig struct {
 	Providers payments.ProviderDirectory
 	// OperatorToken turns on the admin API (/v1/admin); empty leaves it off.
 	OperatorToken string
+	// Live answers /healthz (nil: always live); Collectors join /metrics.
+	Live       httpapi.ReadinessCheck
+	Collectors []prometheus.Collector
 	// WeChat are the Official Account web authorization's URLs (messengers.go).
 	WeChat payments.WeChatEndpoints
 }
@@ -140,7 +143,8 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	}
 	a := &app{
 		services: svc, db: db, logger: logger, cfg: cfg, dispatcher: dispatcher,
-		echo: httpapi.New(httpapi.Options{Logger: logger, Registry: metricsRegistry(db), Ready: readiness(db, migrator), Locations: createdLocations}),
+		echo: httpapi.New(httpapi.Options{Logger: logger, Registry: metricsRegistry(db, newWebhookBacklog(svc.webhooks, logger), cfg.Collectors),
+			Ready: readiness(db, migrator), Live: cfg.Live, Locations: createdLocations}),
 	}
 	a.mountRoutes()
 	return a, nil
@@ -148,13 +152,15 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 
 // metricsRegistry is /metrics: Go, process and connection-pool collectors
 // (httpapi adds the request metrics).
-func metricsRegistry(db *sqlx.DB) *prometheus.Registry {
+func metricsRegistry(db *sqlx.DB, backlog prometheus.Collector, more []prometheus.Collector) *prometheus.Registry {
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(db.DB, "chatpay"),
+		backlog,
 	)
+	registry.MustRegister(more...)
 	return registry
 }
 

@@ -34,6 +34,11 @@ type config struct {
 	// dsn is the connection string openDatabase used (DATABASE_URL or the
 	// private cluster's), for connections outside the pool such as LISTEN.
 	dsn string
+	// cluster is the private cluster openDatabase started, if any.
+	cluster *pgcluster.Cluster
+	// AllowRelocation lets the private cluster live under /var/lib/chatpay
+	// when the postgres user cannot enter the data folder.
+	AllowRelocation bool
 }
 
 // configFlags registers the settings every database-using command shares.
@@ -49,6 +54,8 @@ func configFlags(fs *flag.FlagSet, env *environment) *config {
 		"text or json (env CHATPAY_LOG_FORMAT)")
 	fs.BoolVar(&cfg.AllowUnsafeDurability, "dev-allow-unsafe-durability", envBool(env, "CHATPAY_DEV_ALLOW_UNSAFE_DURABILITY"),
 		"DEVELOPMENT ONLY: serve even if the database may lose acknowledged commits (env CHATPAY_DEV_ALLOW_UNSAFE_DURABILITY)")
+	fs.BoolVar(&cfg.AllowRelocation, "pg-allow-relocation", envBool(env, "CHATPAY_PG_ALLOW_RELOCATION"),
+		"when running as root and the postgres user cannot enter the data folder, keep the private cluster under /var/lib/chatpay instead of refusing to start (env CHATPAY_PG_ALLOW_RELOCATION)")
 	return cfg
 }
 
@@ -126,8 +133,9 @@ func (cfg *config) openDatabase(ctx context.Context, logger *slog.Logger) (db *s
 	var cluster *pgcluster.Cluster
 	if dsn == "" {
 		cluster, err = pgcluster.Start(ctx, pgcluster.Options{
-			Dir:    filepath.Join(cfg.DataDir, "postgres"),
-			Logger: logger,
+			Dir:             filepath.Join(cfg.DataDir, "postgres"),
+			Logger:          logger,
+			AllowRelocation: cfg.AllowRelocation,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("private PostgreSQL: %w", err)
@@ -146,7 +154,7 @@ func (cfg *config) openDatabase(ctx context.Context, logger *slog.Logger) (db *s
 			logger.Info("private PostgreSQL stopped")
 		}
 	}
-	cfg.dsn = dsn
+	cfg.dsn, cfg.cluster = dsn, cluster
 	db, err = database.Open(ctx, dsn, database.DefaultPool)
 	if err != nil {
 		stopCluster()

@@ -78,6 +78,11 @@ type crashEnv struct {
 	client  *http.Client
 	serve   *crashServer   // the current server
 	serves  []*crashServer // every server started, for the log checks
+	// serveArgs are added to every serve's command line; bases, when set,
+	// spread the clients' requests over several servers in turn.
+	serveArgs []string
+	bases     []string
+	next      atomic.Int64
 
 	merchantID, merchantKey string
 	channelKey              string
@@ -149,7 +154,7 @@ func (e *crashEnv) openDB() *sqlx.DB {
 // a database that could lose acknowledged commits, and this one cannot.
 func (e *crashEnv) startServe() *crashServer {
 	e.t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--listen", e.addr, "--data-dir", e.dir, "--log-format", "json")
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--listen", e.addr, "--data-dir", e.dir, "--log-format", "json"}, e.serveArgs...)...)
 	cmd.Env = append(os.Environ(), "CHATPAY_TEST_AS_BINARY=1", "DATABASE_URL="+e.dsn,
 		// Settings of the surrounding shell must not leak in: the sandbox
 		// provider runs in-process, and durability is checked.
@@ -262,7 +267,11 @@ func (e *crashEnv) do(method, path, bearer, key string, body []byte) crashAnswer
 	if body != nil {
 		reader = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, e.base+path, reader)
+	base := e.base
+	if len(e.bases) > 0 {
+		base = e.bases[int(e.next.Add(1))%len(e.bases)]
+	}
+	req, err := http.NewRequest(method, base+path, reader)
 	if err != nil {
 		panic(err) // only a malformed URL, a bug of this file
 	}
@@ -811,8 +820,10 @@ func (l *crashLoad) saveJournal() {
 	for i, p := range l.e.serves {
 		files[fmt.Sprintf("serve-%d.log", i+1)] = []byte(p.out.String())
 	}
-	if log, err := os.ReadFile(filepath.Join(l.e.cluster.Dir(), "postgres.log")); err == nil {
-		files["postgres.log"] = log
+	if l.e.cluster != nil {
+		if log, err := os.ReadFile(filepath.Join(l.e.cluster.Dir(), "postgres.log")); err == nil {
+			files["postgres.log"] = log
+		}
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/chatpay/chatpay/webhooks"
 )
 
 // dashboardClient is a browser-like client: it keeps cookies and does not
@@ -234,4 +236,61 @@ func TestDashboardRefundsAnOrder(t *testing.T) {
 		t.Fatal("a fully refunded order still offers a refund")
 	}
 	assertVerifyClean(t, ta)
+}
+
+// "Send waiting now" in the dashboard: after the merchant fixed its
+// receiver, deliveries waiting for a retry become due at once.
+func TestDashboardSendsWaitingWebhooksNow(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	staff := newDashboardClient(t, ta)
+	staff.signup("McDonald's", "staff@example.com")
+	var merchantID string
+	if err := ta.db.Get(&merchantID, `SELECT id FROM merchants`); err != nil {
+		t.Fatal(err)
+	}
+	owner := webhooks.Owner{Kind: webhooks.OwnerMerchant, ID: merchantID}
+	ep, _, err := ta.app.webhooks.CreateEndpoint(context.Background(), owner, webhooks.EndpointInput{URL: "http://127.0.0.1:1/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := ta.app.webhooks.SendTest(context.Background(), owner, ep.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As after failed attempts: both wait an hour for their next one.
+	ta.db.MustExec(`UPDATE webhook_deliveries SET next_attempt_at = now() + interval '1 hour', attempt_count = 2`)
+
+	status, body, header := staff.post("/dashboard/webhooks/"+ep.ID+"/send-waiting", "/dashboard/webhooks/"+ep.ID, url.Values{}, true)
+	if status != http.StatusSeeOther || !strings.Contains(header.Get("Location"), "2+waiting") {
+		t.Fatalf("send waiting: %d %s %s", status, header.Get("Location"), body)
+	}
+	if n := ta.count(`SELECT count(*) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()`); n != 2 {
+		t.Fatalf("%d deliveries due now, want 2", n)
+	}
+}
+
+// The operator's "send waiting now", for any owner's endpoint.
+func TestOperatorSendsWaitingWebhooksNow(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	m, _ := ta.merchant("Tea House", "Asia/Shanghai")
+	owner := webhooks.Owner{Kind: webhooks.OwnerMerchant, ID: m.ID}
+	ep, _, err := ta.app.webhooks.CreateEndpoint(context.Background(), owner, webhooks.EndpointInput{URL: "http://127.0.0.1:1/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ta.app.webhooks.SendTest(context.Background(), owner, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	ta.db.MustExec(`UPDATE webhook_deliveries SET next_attempt_at = now() + interval '1 hour', attempt_count = 2`)
+	stdout, stderr, err := runMerchantCLI(t, ta.dsn, "webhooks", "send-waiting", "--endpoint", ep.ID)
+	if err != nil || !strings.HasPrefix(stdout, "1 waiting deliveries of "+ep.ID+" are due now") {
+		t.Fatalf("send-waiting: %v\n%s%s", err, stdout, stderr)
+	}
+	if n := ta.count(`SELECT count(*) FROM webhook_deliveries WHERE next_attempt_at <= now()`); n != 1 {
+		t.Fatalf("%d deliveries due now, want 1", n)
+	}
+	if _, _, err := runMerchantCLI(t, ta.dsn, "webhooks", "send-waiting", "--endpoint", "whe_nope"); err == nil || !strings.Contains(err.Error(), "not_found") {
+		t.Fatalf("unknown endpoint: %v", err)
+	}
 }

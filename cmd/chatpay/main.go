@@ -43,6 +43,7 @@ func commands() []command {
 		{"serve", "run the HTTP service (and its private PostgreSQL unless DATABASE_URL is set)", runServe},
 		{"migrate", "apply migrations (migrate up) or list them (migrate status)", runMigrate},
 		{"dispatch", "deliver webhooks (alone; serve also runs a dispatcher)", runDispatch},
+		{"webhooks", "operator: send an endpoint's waiting deliveries now (webhooks send-waiting)", runWebhooks},
 		{"chat-sim", "a reference messenger backend that verifies webhooks and prints chat messages", runChatSim},
 		{"merchant", "create merchants and API keys (merchant create|key|revoke-key)", runMerchant},
 		{"verify", "audit the ledger; exits non-zero on any violation", runVerify},

@@ -55,6 +55,7 @@ type serveFlags struct {
 	fee            money.Rate
 	webhooks       *webhookConfig
 	provider       *providerConfig
+	supervise      *superviseConfig
 	weChat         *payments.WeChatEndpoints
 	hosted         *hostedFlags
 }
@@ -81,6 +82,7 @@ func parseServeFlags(env *environment, args []string) (*serveFlags, error) {
 	fs.IntVar(&sf.connectionsMax, "max-connections", envInt(env, "CHATPAY_MAX_CONNECTIONS", connectionsMaxDefault),
 		"client connections open at once; more wait to be accepted (env CHATPAY_MAX_CONNECTIONS)")
 	sf.webhooks, sf.provider, sf.weChat = webhookFlags(fs, env), providerFlags(fs, env), weChatFlags(fs, env)
+	sf.supervise = superviseFlags(fs, env)
 	sf.hosted = hostedProviderFlags(fs, env)
 	if err := parseFlags(fs, env, args); err != nil {
 		return nil, err
@@ -115,6 +117,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer closeDB()
+	ctx, live, dbCollectors := sf.supervise.start(ctx, sf.config, logger)
 	migrator, err := database.NewMigrator(db.DB)
 	if err != nil {
 		return err
@@ -147,6 +150,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	app, err := newApp(db, migrator, logger, appConfig{
 		Now: time.Now, PublicBaseURL: sf.PublicURL, PlatformFee: sf.fee, ListenDSN: sf.dsn, Webhooks: *sf.webhooks,
 		Provider: provider, OperatorToken: sf.operatorToken, WeChat: *sf.weChat,
+		Live: live, Collectors: dbCollectors,
 		Providers: providerDirectory(providerStore),
 	})
 	if err != nil {
@@ -159,8 +163,11 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		}
 		defer stopDemo()
 	}
-	return app.serve(ctx, listenLimits{Address: sf.Listen, ShutdownTimeout: sf.ShutdownTimeout,
-		HeaderBytesMax: sf.headerBytesMax, ConnectionsMax: sf.connectionsMax})
+	if err := app.serve(ctx, listenLimits{Address: sf.Listen, ShutdownTimeout: sf.ShutdownTimeout,
+		HeaderBytesMax: sf.headerBytesMax, ConnectionsMax: sf.connectionsMax}); err != nil {
+		return err
+	}
+	return gaveUp(ctx)
 }
 
 // serve answers HTTP on listen and runs the background workers until ctx

@@ -172,10 +172,46 @@ func IsUnavailable(err error) bool {
 		return true
 	case state == "57P01", state == "57P02", state == "57P03": // admin or crash shutdown, cannot connect now
 		return true
-	case state == "53300": // too many connections
+	case state == CodeTooManyConnections:
 		return true
 	}
 	return false
+}
+
+// SQLSTATE codes of a server that is up but refuses work for want of a
+// resource, or because it only reads (a standby, or a primary demoted by a
+// failover).
+const (
+	CodeDiskFull            = "53100"
+	CodeOutOfMemory         = "53200"
+	CodeTooManyConnections  = "53300"
+	CodeReadOnlyTransaction = "25006"
+)
+
+// Refusal reasons, stable words for problem codes, metrics and logs.
+const (
+	RefusalDiskFull           = "disk_full"
+	RefusalOutOfMemory        = "out_of_memory"
+	RefusalTooManyConnections = "too_many_connections"
+	RefusalReadOnly           = "read_only"
+)
+
+// Refusal names why the server refused the work, for errors that say it is
+// short of disk, memory or connections or accepts no writes; "" for any
+// other error. None of these is the request's fault, and each may pass by
+// itself (space freed, a failover over), so callers answer "try again".
+func Refusal(err error) string {
+	switch SQLState(err) {
+	case CodeDiskFull:
+		return RefusalDiskFull
+	case CodeOutOfMemory:
+		return RefusalOutOfMemory
+	case CodeTooManyConnections:
+		return RefusalTooManyConnections
+	case CodeReadOnlyTransaction:
+		return RefusalReadOnly
+	}
+	return ""
 }
 
 // IsRetryable reports errors that a fresh attempt of the whole transaction can cure.

@@ -40,3 +40,28 @@ func TestIsUnavailable(t *testing.T) {
 		})
 	}
 }
+
+// Resource refusals are named, each by its SQLSTATE, so the HTTP layer can
+// answer 503 with a stable code instead of 500.
+func TestRefusal(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"OKDiskFull", fmt.Errorf("insert: %w", &pq.Error{Code: "53100", Message: "could not extend file"}), RefusalDiskFull},
+		{"OKOutOfMemory", &pq.Error{Code: "53200"}, RefusalOutOfMemory},
+		{"OKTooManyConnections", &pq.Error{Code: "53300"}, RefusalTooManyConnections},
+		{"OKReadOnly", fmt.Errorf("commit: %w", &pq.Error{Code: "25006"}), RefusalReadOnly},
+		{"ErrConfigurationLimit", &pq.Error{Code: "53400"}, ""},
+		{"ErrUniqueViolation", &pq.Error{Code: CodeUniqueViolation}, ""},
+		{"ErrPlain", errors.New("disk full"), ""},
+		{"ErrNil", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Refusal(tc.err); got != tc.want {
+				t.Fatalf("Refusal(%v) = %q, want %q", tc.err, got, tc.want)
+			}
+		})
+	}
+}

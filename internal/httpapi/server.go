@@ -41,6 +41,9 @@ type Options struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // /metrics serves it; request metrics are added to it
 	Ready    ReadinessCheck
+	// Live answers /healthz: an error means the process cannot recover by
+	// itself and should be restarted (nil: always live).
+	Live ReadinessCheck
 	// Locations gives 201 (and 202) answers their Location header.
 	Locations Locations
 }
@@ -51,11 +54,12 @@ func New(opts Options) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	logger := opts.Logger
-	e.HTTPErrorHandler = errorHandler(logger)
+	writes := newWriteHealth(logger, opts.Registry)
+	e.HTTPErrorHandler = errorHandler(logger, writes)
 
 	metrics := newRequestMetrics(opts.Registry)
 	e.Use(middleware.RequestID())
-	e.Use(observe(logger, metrics))
+	e.Use(observe(logger, metrics, writes))
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		DisableStackAll:   true,
 		DisablePrintStack: true, // observe logs the error with the request id
@@ -65,11 +69,19 @@ func New(opts Options) *echo.Echo {
 	e.Use(locate(opts.Locations))
 
 	e.GET("/healthz", func(c echo.Context) error {
+		if opts.Live != nil {
+			if err := opts.Live(c.Request().Context()); err != nil {
+				return problem.New(problem.KindUnavailable, "not_live", "%v", err)
+			}
+		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
 	e.GET("/readyz", func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
+		if reason := writes.failing(); reason != "" {
+			return problem.New(problem.KindUnavailable, "not_ready", "the database refuses writes (%s)", reason)
+		}
 		if opts.Ready != nil {
 			if err := opts.Ready(ctx); err != nil {
 				return problem.New(problem.KindUnavailable, "not_ready", "%v", err)
@@ -111,7 +123,7 @@ func newRequestMetrics(reg *prometheus.Registry) *requestMetrics {
 
 // observe writes the access log line and the request metrics. It renders
 // errors itself so the status it records is the one the client got.
-func observe(logger *slog.Logger, m *requestMetrics) echo.MiddlewareFunc {
+func observe(logger *slog.Logger, m *requestMetrics, writes *writeHealth) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -125,6 +137,9 @@ func observe(logger *slog.Logger, m *requestMetrics) echo.MiddlewareFunc {
 				route = "unmatched" // keeps label cardinality bounded
 			}
 			status := c.Response().Status
+			if method := c.Request().Method; status >= 200 && status < 300 && method != http.MethodGet && method != http.MethodHead {
+				writes.wrote() // a change went through
+			}
 			statusLabel := strconv.Itoa(status)
 			m.requests.WithLabelValues(route, c.Request().Method, statusLabel).Inc()
 			m.duration.WithLabelValues(route, c.Request().Method, statusLabel).Observe(elapsed.Seconds())
@@ -154,12 +169,19 @@ func observe(logger *slog.Logger, m *requestMetrics) echo.MiddlewareFunc {
 const routeUnmatched = "httpapi.unmatched"
 
 // errorHandler renders every error as a problem document.
-func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
+func errorHandler(logger *slog.Logger, writes *writeHealth) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
 		err = translateEchoError(c, err)
+		if _, ok := problem.As(err); !ok {
+			if reason := database.Refusal(err); reason != "" {
+				logger.WarnContext(c.Request().Context(), "database refused the request", "reason", reason,
+					"error", err.Error(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+				err = writes.refused(reason, err)
+			}
+		}
 		if _, ok := problem.As(err); !ok && database.IsUnavailable(err) {
 			// An outage, not a bug: say so, so that clients retry (with the
 			// same Idempotency-Key: the change may have committed).

@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -62,6 +63,11 @@ type Options struct {
 	// Database is created at start if missing; empty means "chatpay".
 	Database string
 	Logger   *slog.Logger
+	// AllowRelocation keeps the cluster under /var/lib/chatpay (linked from
+	// Dir) when chatpay runs as root and the postgres user cannot enter Dir.
+	// Without it Start refuses and names the permission to fix: backups and
+	// disk alarms watch the folder the operator chose.
+	AllowRelocation bool
 }
 
 // Cluster is a running private PostgreSQL.
@@ -74,9 +80,18 @@ type Cluster struct {
 	cred      *syscall.Credential
 	logger    *slog.Logger
 
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error // set when the process exits, before exited is closed
+	allowRelocation bool
+
+	// mu guards the current postmaster: the supervisor replaces it while
+	// PID, Health and Stop read it from other goroutines.
+	mu        sync.Mutex
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	err       error // set when the process exits, before exited is closed
+	startedAt time.Time
+	stopping  bool // Stop was called: an exit is expected, not a crash
+
+	supervisor *supervisor // nil unless Supervise was called
 }
 
 // Start initialises the cluster in opts.Dir if it is new, or reuses it, and
@@ -92,7 +107,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
 	}
-	c := &Cluster{dir: dir, database: opts.Database, settings: opts.Settings, logger: opts.Logger}
+	c := &Cluster{dir: dir, database: opts.Database, settings: opts.Settings, logger: opts.Logger, allowRelocation: opts.AllowRelocation}
 
 	if _, err := FindBinaries(""); err != nil {
 		return nil, err
@@ -138,46 +153,73 @@ func (c *Cluster) URL() string { return c.DSN(c.database) }
 func (c *Cluster) Dir() string { return c.dir }
 
 // PID is the postmaster's process id.
-func (c *Cluster) PID() int { return c.cmd.Process.Pid }
+func (c *Cluster) PID() int {
+	cmd, _ := c.current()
+	return cmd.Process.Pid
+}
 
-// Stop shuts PostgreSQL down ("fast" mode: roll back open transactions, then a
-// clean checkpoint) and waits for it to exit. It is safe to call twice.
+// current is the postmaster started last and the channel closed when it exits.
+func (c *Cluster) current() (*exec.Cmd, chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cmd, c.exited
+}
+
+// Stop ends supervision, then shuts PostgreSQL down ("fast" mode: roll back
+// open transactions, then a clean checkpoint) and waits for it to exit. It is
+// safe to call twice.
 func (c *Cluster) Stop(ctx context.Context) error {
-	if c.cmd == nil {
+	c.mu.Lock()
+	c.stopping = true
+	c.mu.Unlock()
+	if c.supervisor != nil {
+		c.supervisor.stop()
+	}
+	return c.stopProcess(ctx)
+}
+
+// stopProcess shuts the current postmaster down and waits for it to exit.
+func (c *Cluster) stopProcess(ctx context.Context) error {
+	cmd, exited := c.current()
+	if cmd == nil {
 		return nil
 	}
 	select {
-	case <-c.exited:
+	case <-exited:
 		return nil
 	default:
 	}
-	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	_ = cmd.Process.Signal(syscall.SIGINT)
 	timer := time.NewTimer(stopTimeout)
 	defer timer.Stop()
 	select {
-	case <-c.exited:
+	case <-exited:
 		return nil
 	case <-ctx.Done():
 	case <-timer.C:
 	}
 	// Immediate shutdown: PostgreSQL recovers from WAL at the next start.
-	_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+	_ = cmd.Process.Signal(syscall.SIGQUIT)
 	select {
-	case <-c.exited:
+	case <-exited:
 	case <-time.After(5 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.exited
+		_ = cmd.Process.Kill()
+		<-exited
 	}
 	return fmt.Errorf("postgres did not stop in %s; forced", stopTimeout)
 }
 
 // Restart starts a stopped cluster again (tests use it to simulate an outage).
 func (c *Cluster) Restart(ctx context.Context) error {
+	_, exited := c.current()
 	select {
-	case <-c.exited:
+	case <-exited:
 	default:
 		return errors.New("cluster is still running")
 	}
+	c.mu.Lock()
+	c.stopping = false
+	c.mu.Unlock()
 	return c.start(ctx)
 }
 
@@ -192,10 +234,20 @@ func (c *Cluster) prepareFolders() error {
 	if err := os.MkdirAll(filepath.Dir(c.dir), 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(c.dir), err)
 	}
+	if c.cred != nil {
+		if err := c.resolveRelocated(); err != nil {
+			return err
+		}
+	}
 	if c.cred != nil && requireTraversable(c.dir) != nil {
+		if !c.allowRelocation {
+			return fmt.Errorf("%w; or, to keep the cluster under %s instead (linked from the data folder), pass --pg-allow-relocation",
+				requireTraversable(c.dir), relocationRoot)
+		}
 		// The unprivileged user cannot reach the data folder (say, a checkout
-		// under /root). Keep the cluster in a place it can reach, named after
-		// the data folder so the next start finds it, and leave a link behind.
+		// under /root) and the operator allowed relocation. Keep the cluster
+		// in a place it can reach, named after the data folder so the next
+		// start finds it, and leave a link behind.
 		sum := sha256.Sum256([]byte(c.dir))
 		relocated := filepath.Join(relocationRoot, "pg-"+hex.EncodeToString(sum[:8]))
 		c.logger.Warn("the postgres user cannot enter the data folder; keeping the cluster elsewhere",
@@ -234,6 +286,26 @@ func (c *Cluster) prepareFolders() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// resolveRelocated follows the link a relocation left behind at an earlier
+// start: that cluster stays where it is, and the log says where.
+func (c *Cluster) resolveRelocated() error {
+	info, err := os.Lstat(c.dir)
+	if err != nil || info.Mode()&fs.ModeSymlink == 0 {
+		return nil
+	}
+	target, err := filepath.EvalSymlinks(c.dir)
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", c.dir, err)
+	}
+	if !strings.HasPrefix(target, relocationRoot+string(filepath.Separator)) {
+		return nil
+	}
+	c.logger.Warn("the private cluster lives outside the data folder (relocated at an earlier start); back up and watch that folder",
+		"data_folder", c.dir, "cluster", target)
+	c.dir = target
 	return nil
 }
 
@@ -278,6 +350,12 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 	defer logFile.Close() // the child keeps its own descriptor
 
+	// A postmaster left over from before (an orphan of a chatpay that was
+	// killed, or the crashed one's backends) must be gone first, and one that
+	// chatpay did not start is never taken over.
+	if err := c.awaitPredecessor(ctx); err != nil {
+		return err
+	}
 	cmd := exec.Command(filepath.Join(c.binDir, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -291,21 +369,42 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
-	c.cmd = cmd
-	c.exited = make(chan struct{})
-	go func() {
-		c.err = cmd.Wait()
-		close(c.exited)
-	}()
-	if err := c.waitReady(ctx); err != nil {
-		_ = c.Stop(context.Background())
+	exited := make(chan struct{})
+	c.mu.Lock()
+	c.cmd, c.exited, c.startedAt = cmd, exited, time.Now()
+	c.mu.Unlock()
+	go c.wait(cmd, exited)
+	if err := c.writeOwner(cmd.Process.Pid); err != nil {
+		_ = c.stopProcess(context.Background())
+		return err
+	}
+	if err := c.waitReady(ctx, cmd.Process.Pid, exited); err != nil {
+		_ = c.stopProcess(context.Background())
 		return err
 	}
 	c.logger.Info("private PostgreSQL is up", "pid", cmd.Process.Pid, "socket", c.socketDir)
 	return nil
 }
 
-func (c *Cluster) waitReady(ctx context.Context) error {
+// wait reaps the postmaster and says how it ended unless Stop asked it to.
+func (c *Cluster) wait(cmd *exec.Cmd, exited chan struct{}) {
+	err := cmd.Wait()
+	c.mu.Lock()
+	c.err = err
+	expected := c.stopping
+	c.mu.Unlock()
+	if !expected {
+		log, _ := os.ReadFile(c.logPath())
+		c.logger.Error("private PostgreSQL exited", "pid", cmd.Process.Pid, "status", cmd.ProcessState.String(),
+			"postgres_log", lastLines(string(log), 3))
+	}
+	close(exited)
+}
+
+// waitReady waits until PostgreSQL answers on the socket and the lock file
+// (postmaster.pid) names pid: an answer from a postmaster chatpay did not
+// start is not taken for its own.
+func (c *Cluster) waitReady(ctx context.Context, pid int, exited chan struct{}) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	db, err := sql.Open("postgres", c.DSN("postgres"))
@@ -318,12 +417,18 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		err := db.PingContext(pingCtx)
 		pingCancel()
 		if err == nil {
-			return nil
+			if lock, ok := readLockFile(c.dataDir()); ok && lock.pid == pid {
+				return nil
+			}
+			err = fmt.Errorf("the lock file %s does not name postmaster %d yet", filepath.Join(c.dataDir(), "postmaster.pid"), pid)
 		}
 		select {
-		case <-c.exited:
+		case <-exited:
+			c.mu.Lock()
+			exitErr := c.err
+			c.mu.Unlock()
 			log, _ := os.ReadFile(c.logPath())
-			return fmt.Errorf("postgres exited during start (%v): %s", c.err, lastLines(string(log), 5))
+			return fmt.Errorf("postgres exited during start (%v): %s", exitErr, lastLines(string(log), 5))
 		case <-ctx.Done():
 			return fmt.Errorf("postgres not ready after %s: %w", startTimeout, err)
 		case <-time.After(50 * time.Millisecond):
