@@ -175,11 +175,15 @@ func runReconcile(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer stop()
+	cfg.runOnce = true
 	db, closeDB, err := cfg.openDatabase(ctx, logger)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
+	if err := cfg.requireSchema(ctx, db, logger); err != nil {
+		return err
+	}
 	svc, err := paymentsAt(db, now, provider)
 	if err != nil {
 		return err

@@ -39,6 +39,10 @@ type config struct {
 	// AllowRelocation lets the private cluster live under /var/lib/chatpay
 	// when the postgres user cannot enter the data folder.
 	AllowRelocation bool
+	// runOnce marks a command that is not serve: it uses the private
+	// cluster of a serve already running on the data folder instead of
+	// starting its own, and brings the schema up to date before it runs.
+	runOnce bool
 }
 
 // configFlags registers the settings every database-using command shares.
@@ -112,13 +116,27 @@ func (cfg *config) logger(env *environment) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be text or json, not %q", cfg.LogFormat)
 }
 
-// connect builds the logger and opens the database: what every command that
-// touches the database does first.
+// connect builds the logger and opens the database for a run-once command:
+// what every command that touches the database does first.
 func (cfg *config) connect(ctx context.Context, env *environment) (*slog.Logger, *sqlx.DB, func(), error) {
+	logger, db, closeDB, err := cfg.connectUnmigrated(ctx, env)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := cfg.requireSchema(ctx, db, logger); err != nil {
+		closeDB()
+		return nil, nil, nil, err
+	}
+	return logger, db, closeDB, nil
+}
+
+// connectUnmigrated is connect without the schema step, for `migrate`.
+func (cfg *config) connectUnmigrated(ctx context.Context, env *environment) (*slog.Logger, *sqlx.DB, func(), error) {
 	logger, err := cfg.logger(env)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	cfg.runOnce = true
 	db, closeDB, err := cfg.openDatabase(ctx, logger)
 	if err != nil {
 		return nil, nil, nil, err
@@ -126,11 +144,37 @@ func (cfg *config) connect(ctx context.Context, env *environment) (*slog.Logger,
 	return logger, db, closeDB, nil
 }
 
+// requireSchema gets a run-once command's database ready for it: on the
+// private cluster it applies pending migrations (a new data folder works at
+// once); on a DATABASE_URL, which an operator migrates on purpose, it says
+// what to run instead of failing on a missing table.
+func (cfg *config) requireSchema(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
+	migrator, err := database.NewMigrator(db.DB)
+	if err != nil {
+		return err
+	}
+	pending, err := migrator.Pending(ctx)
+	if err != nil || !pending {
+		return err
+	}
+	if cfg.DatabaseURL != "" {
+		return errors.New("the database at --database-url has migrations pending: run `chatpay migrate up` with the same --database-url first")
+	}
+	logger.Info("applying pending migrations to the private cluster")
+	return migrator.Up(ctx, logWriter{logger})
+}
+
 // openDatabase connects to DATABASE_URL, or starts the private cluster in the
 // data folder and connects to it. close stops what it started.
 func (cfg *config) openDatabase(ctx context.Context, logger *slog.Logger) (db *sqlx.DB, close func(), err error) {
 	dsn := cfg.DatabaseURL
 	var cluster *pgcluster.Cluster
+	if dsn == "" && cfg.runOnce {
+		if running, pid, ok := pgcluster.Running(filepath.Join(cfg.DataDir, "postgres"), ""); ok {
+			logger.Info("using the private PostgreSQL of the chatpay serve running on this data folder", "serve_pid", pid)
+			dsn = running
+		}
+	}
 	if dsn == "" {
 		cluster, err = pgcluster.Start(ctx, pgcluster.Options{
 			Dir:             filepath.Join(cfg.DataDir, "postgres"),

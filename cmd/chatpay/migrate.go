@@ -22,7 +22,7 @@ func runMigrate(ctx context.Context, env *environment, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	_, db, closeDB, err := cfg.connect(ctx, env)
+	_, db, closeDB, err := cfg.connectUnmigrated(ctx, env)
 	if err != nil {
 		return err
 	}

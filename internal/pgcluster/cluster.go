@@ -265,13 +265,7 @@ func (c *Cluster) prepareFolders() error {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", c.dir, err)
 	}
-	c.socketDir = filepath.Join(c.dir, "run")
-	if len(c.socketDir)+len("/.s.PGSQL.5432") > socketPathMax {
-		// The kernel limits socket paths; fall back to a short private folder
-		// named after the cluster so that restarts find the same socket.
-		sum := sha256.Sum256([]byte(c.dir))
-		c.socketDir = filepath.Join(os.TempDir(), "chatpay-pg-"+hex.EncodeToString(sum[:6]))
-	}
+	c.socketDir = socketDirOf(c.dir)
 	if err := os.MkdirAll(c.socketDir, 0o700); err != nil {
 		return fmt.Errorf("create socket folder: %w", err)
 	}
@@ -287,6 +281,18 @@ func (c *Cluster) prepareFolders() error {
 		}
 	}
 	return nil
+}
+
+// socketDirOf is where the cluster in dir listens. The kernel limits socket
+// paths; a long dir falls back to a short private folder named after the
+// cluster, so that restarts (and other commands) find the same socket.
+func socketDirOf(dir string) string {
+	socketDir := filepath.Join(dir, "run")
+	if len(socketDir)+len("/.s.PGSQL.5432") > socketPathMax {
+		sum := sha256.Sum256([]byte(dir))
+		socketDir = filepath.Join(os.TempDir(), "chatpay-pg-"+hex.EncodeToString(sum[:6]))
+	}
+	return socketDir
 }
 
 // resolveRelocated follows the link a relocation left behind at an earlier

@@ -182,3 +182,31 @@ func shmAttached(id int) bool {
 	}
 	return false
 }
+
+// Running returns the DSN of database on the cluster in dir when a live
+// chatpay (a running serve) owns it, so that run-once commands on the same
+// data folder use that cluster instead of starting a second postmaster,
+// which would fail on PostgreSQL's lock file. ok is false when no live
+// chatpay owns a running postmaster there.
+func Running(dir, database string) (dsn string, chatpayPID int, ok bool) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", 0, false
+	}
+	if target, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = target // a cluster relocated at an earlier start
+	}
+	c := &Cluster{dir: abs, socketDir: socketDirOf(abs)}
+	lock, found := readLockFile(c.dataDir())
+	if !found || !processAlive(lock.pid) {
+		return "", 0, false
+	}
+	o, found := c.readOwner()
+	if !found || o.PostmasterPID != lock.pid || !processAlive(o.ChatpayPID) {
+		return "", 0, false
+	}
+	if database == "" {
+		database = "chatpay"
+	}
+	return c.DSN(database), o.ChatpayPID, true
+}

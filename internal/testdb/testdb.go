@@ -107,6 +107,17 @@ func start() error {
 // returns its connection string.
 func DSN(t testing.TB) string {
 	t.Helper()
+	return create(t, templateName)
+}
+
+// EmptyDSN is DSN without the schema: a database no migration has touched.
+func EmptyDSN(t testing.TB) string {
+	t.Helper()
+	return create(t, "template0")
+}
+
+func create(t testing.TB, template string) string {
+	t.Helper()
 	c := Cluster(t)
 	name := fmt.Sprintf("t%d_%s", counter.Add(1), sanitize(t.Name()))
 	admin, err := sqlx.Open("postgres", c.DSN("postgres"))
@@ -115,7 +126,7 @@ func DSN(t testing.TB) string {
 	}
 	defer admin.Close()
 	ctx := context.Background()
-	if _, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %q TEMPLATE %q`, name, templateName)); err != nil {
+	if _, err := admin.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %q TEMPLATE %q`, name, template)); err != nil {
 		t.Fatalf("testdb: create database: %v", err)
 	}
 	t.Cleanup(func() {
