@@ -34,11 +34,13 @@ type Service struct {
 	// unknown, so that a sign-in takes as long whether or not the address
 	// exists. It is made on first use, not at start: it costs a bcrypt round.
 	dummyPasswordHash func() []byte
+	// keyPrefix starts new API keys: sk, or sk_test on a sandbox (sandbox.go).
+	keyPrefix string
 }
 
 // NewService returns a Service on db with an injected clock.
 func NewService(db *sqlx.DB, now func() time.Time) *Service {
-	s := &Service{db: db, now: now, passwordCost: passwordHashCost, stmts: database.NewStmts(db)}
+	s := &Service{db: db, now: now, passwordCost: passwordHashCost, stmts: database.NewStmts(db), keyPrefix: apiKeyPrefix}
 	s.dummyPasswordHash = sync.OnceValue(func() []byte {
 		hash, _ := bcrypt.GenerateFromPassword([]byte("chatpay-no-such-user"), s.passwordCost)
 		return hash
@@ -244,7 +246,7 @@ func (s *Service) CreateKey(ctx context.Context, merchantID, name string) (APIKe
 	if _, err := getMerchant(ctx, s.db, merchantID, false); err != nil {
 		return APIKey{}, "", err
 	}
-	secret := ids.Secret(apiKeyPrefix, apiKeySecretBytes)
+	secret := ids.Secret(s.keyPrefix, apiKeySecretBytes)
 	key := APIKey{ID: ids.New("key"), MerchantID: merchantID, Name: name, Hint: secret[:apiKeyHintLength],
 		CreatedAt: s.clock()}
 	if err := insertKey(ctx, s.db, key, hashKey(secret)); err != nil {

@@ -2,7 +2,8 @@
 // binary so that `chatpay migrate` and `chatpay serve` need nothing on disk.
 //
 // Version ranges keep parallel work from colliding: 1–9 foundation, 10–19
-// ledger, 20–29 catalog, 30–39 webhooks, 40–49 qr, 50–69 payments.
+// ledger, 20–29 catalog, 30–39 webhooks, 40–49 qr, 50–69 payments, 100–104
+// sandbox mode and test clocks.
 package migrations
 
 import "embed"

@@ -72,7 +72,7 @@ func (s *Service) CreateChannel(ctx context.Context, in NewChannel) (CreatedChan
 // at once (a leaked key is the reason to rotate). It returns not_found for
 // an unknown channel.
 func (s *Service) RotateChannelKey(ctx context.Context, id string) (Channel, string, error) {
-	apiKey := ids.Secret("ck", 24)
+	apiKey := ids.Secret(s.channelKeyPrefix(), 24)
 	var ch Channel
 	const q = `UPDATE channels SET api_key_hash = $2, api_key_hint = $3 WHERE id = $1 RETURNING ` + channelColumns
 	err := s.db.GetContext(ctx, &ch, q, id, hashSecret(apiKey), apiKey[:7])

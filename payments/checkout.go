@@ -96,7 +96,10 @@ func (s *Service) CreateCheckout(ctx context.Context, tx *sqlx.Tx, req CheckoutR
 	if ttl <= 0 || ttl > CheckoutTTLMax {
 		ttl = s.checkoutTTL
 	}
-	now := s.now().UTC()
+	now, err := s.nowFor(ctx, tx, merchant.ID)
+	if err != nil {
+		return Checkout{}, err
+	}
 	chatID := req.ChatID
 	if chatID == "" {
 		chatID = req.Shopper.ExternalUserID
@@ -313,7 +316,10 @@ func (s *Service) confirm(ctx context.Context, tx *sqlx.Tx, checkoutID string, s
 	if err != nil {
 		return Receipt{}, err
 	}
-	now := s.now().UTC()
+	now, err := s.nowFor(ctx, tx, co.MerchantID)
+	if err != nil {
+		return Receipt{}, err
+	}
 	if err := checkPayable(co, now); err != nil {
 		return Receipt{}, err
 	}
@@ -475,32 +481,42 @@ func (s *Service) ExpireCheckouts(ctx context.Context, batchMax int) (int, error
 	expired := 0
 	err := withTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		var due []Checkout
-		const claim = `SELECT ` + checkoutColumns + ` FROM checkouts
-			WHERE status = 'open' AND expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`
+		claim := `SELECT ` + checkoutColumns + ` FROM checkouts
+			WHERE status = 'open' AND expires_at <= $1 AND ` + fmt.Sprintf(notClockedSQL, "checkouts.merchant_id") + `
+			ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`
 		if err := tx.SelectContext(ctx, &due, claim, s.now().UTC(), batchMax); err != nil {
 			return fmt.Errorf("claim expired checkouts: %w", err)
 		}
 		for _, co := range due {
-			if co.Reserved {
-				var lines []CheckoutLine
-				if err := tx.SelectContext(ctx, &lines, checkoutLinesSQL, co.ID); err != nil {
-					return fmt.Errorf("read checkout lines: %w", err)
-				}
-				for _, l := range lines {
-					if err := s.catalog.ReturnStock(ctx, tx, l.ItemID, int64(l.Quantity)); err != nil {
-						return err
-					}
-				}
-			}
-			const close = `UPDATE checkouts SET status = 'expired', reserved = false, closed_at = $2 WHERE id = $1`
-			if _, err := tx.ExecContext(ctx, close, co.ID, s.now().UTC()); err != nil {
-				return fmt.Errorf("expire checkout: %w", err)
+			if err := s.expireCheckout(ctx, tx, co, s.now().UTC()); err != nil {
+				return err
 			}
 		}
 		expired = len(due)
 		return nil
 	})
 	return expired, err
+}
+
+// expireCheckout closes an open checkout claimed in tx at now and returns its
+// reserved stock (the real-time job and a test clock's advance).
+func (s *Service) expireCheckout(ctx context.Context, tx *sqlx.Tx, co Checkout, now time.Time) error {
+	if co.Reserved {
+		var lines []CheckoutLine
+		if err := tx.SelectContext(ctx, &lines, checkoutLinesSQL, co.ID); err != nil {
+			return fmt.Errorf("read checkout lines: %w", err)
+		}
+		for _, l := range lines {
+			if err := s.catalog.ReturnStock(ctx, tx, l.ItemID, int64(l.Quantity)); err != nil {
+				return err
+			}
+		}
+	}
+	const close = `UPDATE checkouts SET status = 'expired', reserved = false, closed_at = $2 WHERE id = $1`
+	if _, err := tx.ExecContext(ctx, close, co.ID, now); err != nil {
+		return fmt.Errorf("expire checkout: %w", err)
+	}
+	return nil
 }
 
 // Cancel closes an open checkout and returns its reserved stock. Canceling a

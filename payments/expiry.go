@@ -56,7 +56,7 @@ func (s *Service) expireBatch(ctx context.Context, tx *sqlx.Tx, batchMax int) (i
 	now := s.now().UTC()
 	var due []Coupon
 	q := `SELECT ` + couponColumns + couponFrom + `
-		WHERE c.status = 'active' AND c.valid_until <= $1
+		WHERE c.status = 'active' AND c.valid_until <= $1 AND ` + fmt.Sprintf(notClockedSQL, "c.merchant_id") + `
 		ORDER BY c.valid_until, c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED`
 	if err := tx.SelectContext(ctx, &due, q, now, batchMax); err != nil {
 		return 0, fmt.Errorf("claim expired coupons: %w", err)

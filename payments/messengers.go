@@ -221,7 +221,7 @@ func (s *Service) CreateMessengerChannel(ctx context.Context, in NewChannel, mes
 		return CreatedChannel{}, MessengerSettings{}, problem.Field("launch_public_key", "invalid_key", "an Ed25519 public key is %d bytes", ed25519.PublicKeySize)
 	}
 	secret := ids.Secret("ls", 24)
-	apiKey := ids.Secret("ck", 24)
+	apiKey := ids.Secret(s.channelKeyPrefix(), 24)
 	ch := Channel{ID: ids.New("chn"), Name: in.Name, Kind: in.Kind, LaunchSecret: &secret, CreatedAt: s.now().UTC()}
 	if len(in.LaunchPublicKey) > 0 {
 		ch.LaunchPublicKey = in.LaunchPublicKey

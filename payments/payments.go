@@ -68,6 +68,9 @@ type Config struct {
 	PublicBaseURL string
 	// Outbox writes the events; nil writes them without its prepared statements.
 	Outbox *webhooks.Service
+	// Sandbox makes a test-mode service: channel keys are ck_test_… and
+	// test clocks apply (testclock.go).
+	Sandbox bool
 }
 
 // Service runs the payment flows.
@@ -86,6 +89,8 @@ type Service struct {
 	outbox       *webhooks.Service
 	// stmts runs the statements of every purchase prepared.
 	stmts *database.Stmts
+	// sandbox is Config.Sandbox.
+	sandbox bool
 }
 
 // NewService wires the payment flows to their collaborators.
@@ -96,7 +101,8 @@ func NewService(db *sqlx.DB, now func() time.Time, l *ledger.Ledger, c *catalog.
 	return &Service{
 		db: db, now: now, ledger: l, catalog: c, qr: q,
 		fee: cfg.PlatformFee, checkoutTTL: cfg.CheckoutTTL, launchMaxAge: cfg.LaunchMaxAge,
-		provider: cfg.Provider, hosted: cfg.Providers, publicURL: strings.TrimRight(cfg.PublicBaseURL, "/"), outbox: cfg.Outbox, stmts: database.NewStmts(db),
+		provider: cfg.Provider, hosted: cfg.Providers, publicURL: strings.TrimRight(cfg.PublicBaseURL, "/"), outbox: cfg.Outbox,
+		stmts: database.NewStmts(db), sandbox: cfg.Sandbox,
 	}
 }
 

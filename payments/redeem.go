@@ -143,7 +143,10 @@ type Redemption struct {
 // typed_code_not_allowed; coupon_not_found (404); validation_failed for a
 // bad request. On a refusal nothing is written.
 func (s *Service) Redeem(ctx context.Context, tx *sqlx.Tx, merchantID string, req RedeemRequest) (Redemption, error) {
-	now := s.now().UTC()
+	now, err := s.nowFor(ctx, tx, merchantID)
+	if err != nil {
+		return Redemption{}, err
+	}
 	at, err := redeemTime(req.At, now)
 	if err != nil {
 		return Redemption{}, err
@@ -282,7 +285,10 @@ func (s *Service) redeemBasket(ctx context.Context, tx *sqlx.Tx, c Coupon, curre
 // several uses recognises its value in equal shares (money.Allocate), so the
 // shares add up to exactly what was paid.
 func (s *Service) recordRedemption(ctx context.Context, tx *sqlx.Tx, c Coupon, currency money.Currency, basket catalog.Basket, at time.Time, typed bool) (Redemption, error) {
-	now := s.now().UTC()
+	now, err := s.nowFor(ctx, tx, c.MerchantID)
+	if err != nil {
+		return Redemption{}, err
+	}
 	useNo := c.UsesTotal - c.UsesLeft + 1
 	weights := make([]int64, c.UsesTotal)
 	for i := range weights {

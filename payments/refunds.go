@@ -236,7 +236,10 @@ func (s *Service) productSplit(ctx context.Context, tx *sqlx.Tx, o Order) (saleS
 }
 
 func (s *Service) bookRefund(ctx context.Context, tx *sqlx.Tx, o Order, currency money.Currency, plan refundPlan) (Refund, error) {
-	now := s.now().UTC()
+	now, err := s.nowFor(ctx, tx, o.MerchantID)
+	if err != nil {
+		return Refund{}, err
+	}
 	amount := plan.vouchers + plan.products
 	r := Refund{
 		ID: ids.New("rfd"), OrderID: o.ID, Amount: money.New(amount, currency),

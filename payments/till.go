@@ -41,7 +41,10 @@ func (s *Service) CreateTillCheckout(ctx context.Context, tx *sqlx.Tx, merchantI
 	if ttl <= 0 {
 		ttl = qr.DynamicTTLDefault
 	}
-	now := s.now().UTC()
+	now, err := s.nowFor(ctx, tx, merchantID)
+	if err != nil {
+		return TillCheckout{}, err
+	}
 	co := Checkout{
 		ID: ids.New("chk"), MerchantID: merchantID, Status: StatusOpen,
 		Currency: priced[0].item.Price.Currency.Code(), CreatedAt: now, ExpiresAt: now.Add(ttl),

@@ -352,12 +352,18 @@ type ReconcileReport struct {
 // reconcile at once without looking at the same top-up; the provider lookup
 // runs while the row is locked, bounded by providerLookupTimeout.
 func (s *Service) ReconcileTopUps(ctx context.Context, batchMax int) (ReconcileReport, error) {
+	return s.reconcileTopUpsAt(ctx, s.now, batchMax)
+}
+
+// reconcileTopUpsAt is ReconcileTopUps on the clock clock (a test clock's
+// advance passes its own; testclock.go).
+func (s *Service) reconcileTopUpsAt(ctx context.Context, clock func() time.Time, batchMax int) (ReconcileReport, error) {
 	var report ReconcileReport
 	if s.provider == nil {
 		return report, nil
 	}
 	for range batchMax {
-		done, err := s.reconcileOne(ctx, &report)
+		done, err := s.reconcileOne(ctx, clock, &report)
 		if err != nil || done {
 			return report, err
 		}
@@ -365,11 +371,11 @@ func (s *Service) ReconcileTopUps(ctx context.Context, batchMax int) (ReconcileR
 	return report, nil
 }
 
-func (s *Service) reconcileOne(ctx context.Context, report *ReconcileReport) (done bool, err error) {
+func (s *Service) reconcileOne(ctx context.Context, clock func() time.Time, report *ReconcileReport) (done bool, err error) {
 	// The outcome is counted after the commit, as WithTx may run fn again.
 	var outcome string
 	err = withTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		now := s.now().UTC()
+		now := clock().UTC()
 		var t TopUp
 		const claim = `SELECT ` + topUpColumns + ` FROM topups
 			WHERE status IN ('pending', 'unknown') AND provider = $1 AND updated_at <= $2

@@ -59,7 +59,9 @@ type DispatcherConfig struct {
 	ListenDSN string
 	Logger    *slog.Logger
 	Now       func() time.Time
-	Policy    URLPolicy
+	// Test marks the dispatcher's own events livemode=false (a sandbox).
+	Test   bool
+	Policy URLPolicy
 	// Workers bounds deliveries in flight in this process.
 	Workers int
 	// PerEndpointWorkers bounds deliveries in flight to one endpoint in this process.
@@ -541,6 +543,7 @@ func (d *Dispatcher) disable(ctx context.Context, tx *sqlx.Tx, endpointID string
 			Message:    fmt.Sprintf("Webhook endpoint %s was disabled: %s.", ep.URL, reason),
 			EndpointID: endpointID, URL: ep.URL, Reason: reason, FailingSince: ep.FailingSince.UTC(),
 		},
+		Test: d.cfg.Test,
 	}, "")
 	return err
 }

@@ -99,6 +99,8 @@ type Service struct {
 	now    func() time.Time
 	// stmts runs the outbox inserts prepared: every purchase writes two events.
 	stmts *database.Stmts
+	// test marks every event livemode=false (NewSandboxService).
+	test bool
 }
 
 // NewService returns a Service on db that checks endpoint URLs with policy.
@@ -116,6 +118,7 @@ func (s *Service) Enqueue(ctx context.Context, tx sqlx.ExtContext, e Event) erro
 	if e.CreatedAt.IsZero() {
 		e.CreatedAt = s.now()
 	}
+	e.Test = e.Test || s.test
 	_, err := enqueue(ctx, tx, s.stmts, e, "")
 	return err
 }
@@ -459,6 +462,7 @@ func (s *Service) SendTest(ctx context.Context, owner Owner, id string) (string,
 		e := Event{
 			Type: TypeTestPing, CreatedAt: s.now(), Owners: []Owner{owner}, OrderingKey: "test:" + row.ID,
 			Data: TestPingData{Message: "Test event from chatpay: this endpoint is reachable.", EndpointID: row.ID},
+			Test: s.test,
 		}
 		eventID, err = enqueue(ctx, tx, s.stmts, e, row.ID)
 		return err

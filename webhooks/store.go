@@ -208,7 +208,10 @@ const lockConversationSQL = `SELECT pg_advisory_xact_lock(hashtextextended('webh
 // insertEventSQL writes the event and fans it out to the matching enabled
 // endpoints of its owners (or to one target endpoint for a test ping) in one
 // statement, then notifies the dispatchers; PostgreSQL delivers the
-// notification at commit, and never after a rollback.
+// notification at commit, and never after a rollback. A delivery is due at
+// the event's time or the database's real now(), whichever is earlier: an
+// event stamped in the future (`chatpay expire --now`, a sandbox test clock)
+// goes out at once instead of parking its conversation's queue until then.
 const insertEventSQL = `
 WITH event AS (
     INSERT INTO webhook_events (id, type, owners, ordering_key, seq, body, created_at)
@@ -216,7 +219,7 @@ WITH event AS (
     RETURNING id, seq, ordering_key, created_at
 ), fanout AS (
     INSERT INTO webhook_deliveries (event_id, endpoint_id, ordering_key, seq, status, next_attempt_at, created_at)
-    SELECT event.id, e.id, event.ordering_key, event.seq, 'pending', event.created_at, event.created_at
+    SELECT event.id, e.id, event.ordering_key, event.seq, 'pending', LEAST(event.created_at, now()), event.created_at
     FROM event, webhook_endpoints e
     WHERE e.enabled
       AND (e.owner_kind, e.owner_id) IN (SELECT k, i FROM unnest($7::text[], $8::text[]) AS o(k, i))

@@ -84,7 +84,11 @@ func (a *app) startAfterSaleWorkers(ctx context.Context, wg *sync.WaitGroup) {
 // run-once commands. Neither expiry nor reconciliation takes a platform fee
 // or prints a URL, so neither is configured.
 func paymentsAt(db *sqlx.DB, now func() time.Time, provider payments.Provider) (*payments.Service, error) {
-	svc, err := newServices(db, servicesConfig{Now: now, PublicBaseURL: "http://127.0.0.1", PlatformFee: money.BasisPoints(0), Provider: provider})
+	sandbox, err := sandboxDatabase(context.Background(), db)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := newServices(db, servicesConfig{Now: now, PublicBaseURL: "http://127.0.0.1", PlatformFee: money.BasisPoints(0), Provider: provider, Sandbox: sandbox})
 	if err != nil {
 		return nil, err
 	}

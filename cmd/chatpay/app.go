@@ -45,6 +45,8 @@ type servicesConfig struct {
 	Providers payments.ProviderDirectory
 	// WebhookPolicy says which endpoint URLs are accepted.
 	WebhookPolicy webhooks.URLPolicy
+	// Sandbox builds a test-mode graph (sandbox_mode.go).
+	Sandbox bool
 }
 
 // services is chatpay's domain graph, in dependency order.
@@ -62,8 +64,8 @@ func newServices(db *sqlx.DB, cfg servicesConfig) (*services, error) {
 	s := &services{
 		idempotency: idempotency.NewStore(db, now),
 		ledger:      ledger.New(now),
-		catalog:     catalog.NewService(db, now),
-		webhooks:    webhooks.NewService(db, cfg.WebhookPolicy, now),
+		catalog:     newCatalog(db, now, cfg.Sandbox),
+		webhooks:    newWebhooks(db, cfg.WebhookPolicy, now, cfg.Sandbox),
 	}
 	checkItem := func(ctx context.Context, merchantID, itemID string) error {
 		_, err := s.catalog.Item(ctx, merchantID, itemID)
@@ -74,8 +76,8 @@ func newServices(db *sqlx.DB, cfg servicesConfig) (*services, error) {
 		return nil, fmt.Errorf("public base URL: %w", err)
 	}
 	s.payments = payments.NewService(db, now, s.ledger, s.catalog, s.qr, payments.Config{
-		PlatformFee: cfg.PlatformFee, Provider: cfg.Provider, Outbox: s.webhooks,
-		Providers: cfg.Providers, PublicBaseURL: cfg.PublicBaseURL,
+		PlatformFee: cfg.PlatformFee, Provider: cfg.Provider, Outbox: s.webhooks, Sandbox: cfg.Sandbox,
+		Providers: realProviders(cfg), PublicBaseURL: cfg.PublicBaseURL,
 	})
 	return s, nil
 }
@@ -104,6 +106,8 @@ type appConfig struct {
 	Collectors []prometheus.Collector
 	// WeChat are the Official Account web authorization's URLs (messengers.go).
 	WeChat payments.WeChatEndpoints
+	// Sandbox is a test-mode instance (serve --sandbox; sandbox_mode.go).
+	Sandbox bool
 }
 
 // app is the wired service: every domain's routes on one echo instance, and
@@ -132,11 +136,12 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	}
 	svc, err := newServices(db, servicesConfig{
 		Now: cfg.Now, PublicBaseURL: cfg.PublicBaseURL, PlatformFee: cfg.PlatformFee,
-		Provider: cfg.Provider, Providers: cfg.Providers, WebhookPolicy: cfg.Webhooks.policy(),
+		Provider: cfg.Provider, Providers: cfg.Providers, WebhookPolicy: cfg.Webhooks.policy(), Sandbox: cfg.Sandbox,
 	})
 	if err != nil {
 		return nil, err
 	}
+	cfg.Webhooks.Test = cfg.Sandbox
 	dispatcher, err := cfg.Webhooks.dispatcher(db, cfg.ListenDSN, logger)
 	if err != nil {
 		return nil, fmt.Errorf("webhook dispatcher: %w", err)

@@ -41,7 +41,11 @@ func runChannel(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer closeDB()
-	svc := payments.NewService(db, time.Now, nil, nil, nil, payments.Config{})
+	sandbox, err := sandboxDatabase(ctx, db) // ck_test_ keys on a sandbox's database
+	if err != nil {
+		return err
+	}
+	svc := payments.NewService(db, time.Now, nil, nil, nil, payments.Config{Sandbox: sandbox})
 	created, settings, err := svc.CreateMessengerChannel(ctx, payments.NewChannel{Name: *name, Kind: *kind, LaunchPublicKey: key}, *messenger)
 	if err != nil {
 		return err

@@ -16,7 +16,7 @@ import (
 
 // runCLI runs one chatpay command in-process with no DATABASE_URL in its
 // environment, as an operator's shell would.
-func runCLI(args ...string) (stdout, stderr string, err error) {
+func runOperatorCLI(args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
 	err = run(context.Background(), args, &out, &errOut, func(string) string { return "" })
 	return out.String(), errOut.String(), err
@@ -33,7 +33,7 @@ func TestCommandsUseTheRunningServesCluster(t *testing.T) {
 	waitStatus(t, "http://"+addr+"/readyz", http.StatusOK, 60*time.Second)
 	servePostmaster := postmasterPID(t, dir)
 
-	stdout, stderr, err := runCLI("merchant", "create", "--data-dir", dir, "--name", "McDonald's",
+	stdout, stderr, err := runOperatorCLI("merchant", "create", "--data-dir", dir, "--name", "McDonald's",
 		"--time-zone", "Asia/Shanghai", "--currency", "CNY")
 	if err != nil {
 		t.Fatalf("merchant create beside serve: %v\n%s", err, stderr)
@@ -52,7 +52,7 @@ func TestCommandsUseTheRunningServesCluster(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("serve does not know the key the command made: %d", resp.StatusCode)
 	}
-	if _, stderr, err := runCLI("verify", "--data-dir", dir); err != nil {
+	if _, stderr, err := runOperatorCLI("verify", "--data-dir", dir); err != nil {
 		t.Fatalf("verify beside serve: %v\n%s", err, stderr)
 	}
 	if pid := postmasterPID(t, dir); pid != servePostmaster {
@@ -67,7 +67,7 @@ func TestCommandsUseTheRunningServesCluster(t *testing.T) {
 
 	t.Run("OKNewDataFolder", func(t *testing.T) {
 		fresh := dataDir(t)
-		stdout, stderr, err := runCLI("verify", "--data-dir", fresh)
+		stdout, stderr, err := runOperatorCLI("verify", "--data-dir", fresh)
 		if err != nil {
 			t.Fatalf("verify on a new data folder: %v\n%s", err, stderr)
 		}
@@ -80,7 +80,7 @@ func TestCommandsUseTheRunningServesCluster(t *testing.T) {
 	})
 	t.Run("ErrPendingMigrationsOnDatabaseURL", func(t *testing.T) {
 		empty := testdb.EmptyDSN(t)
-		_, _, err := runCLI("verify", "--database-url", empty, "--dev-allow-unsafe-durability")
+		_, _, err := runOperatorCLI("verify", "--database-url", empty, "--dev-allow-unsafe-durability")
 		if err == nil || !strings.Contains(err.Error(), "chatpay migrate up") {
 			t.Fatalf("want a pointer to `chatpay migrate up`, got %v", err)
 		}

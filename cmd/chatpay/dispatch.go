@@ -23,6 +23,8 @@ type webhookConfig struct {
 	Allowed      []netip.AddrPort
 	Workers      int
 	DisableAfter time.Duration
+	// Test marks the dispatcher's own events livemode=false (a sandbox).
+	Test bool
 }
 
 // webhookFlags registers the webhook settings; serve can share them.
@@ -56,7 +58,7 @@ func (wc *webhookConfig) warnDevelopment(logger *slog.Logger) {
 func (wc *webhookConfig) dispatcher(db *sqlx.DB, listenDSN string, logger *slog.Logger) (*webhooks.Dispatcher, error) {
 	return webhooks.NewDispatcher(webhooks.DispatcherConfig{
 		DB: db, ListenDSN: listenDSN, Logger: logger.With("component", "webhooks"), Now: time.Now,
-		Policy: wc.policy(), Workers: wc.Workers, DisableAfter: wc.DisableAfter,
+		Policy: wc.policy(), Workers: wc.Workers, DisableAfter: wc.DisableAfter, Test: wc.Test,
 	})
 }
 
@@ -84,6 +86,9 @@ func runDispatch(ctx context.Context, env *environment, args []string) error {
 	}
 	defer closeDB()
 	wc.warnDevelopment(logger)
+	if wc.Test, err = sandboxDatabase(ctx, db); err != nil {
+		return err
+	}
 	d, err := wc.dispatcher(db, cfg.DatabaseURL, logger)
 	if err != nil {
 		return err

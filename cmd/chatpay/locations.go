@@ -16,4 +16,5 @@ var createdLocations = httpapi.Locations{
 	"/v1/orders/:id/refunds":                         "/v1/orders/{order_id}",
 	"/v1/webhooks/endpoints":                         "/v1/webhooks/endpoints/{id}",
 	"/v1/admin/channels":                             "/v1/admin/channels/{channel.id}",
+	"/v1/test-clocks":                                "/v1/test-clocks/{id}",
 }

@@ -48,7 +48,11 @@ func withCatalog(ctx context.Context, env *environment, cfg *config, fn func(*ca
 		return err
 	}
 	defer closeDB()
-	return fn(catalog.NewService(db, time.Now))
+	sandbox, err := sandboxDatabase(ctx, db)
+	if err != nil {
+		return err
+	}
+	return fn(newCatalog(db, time.Now, sandbox))
 }
 
 func merchantCreate(ctx context.Context, env *environment, args []string) error {

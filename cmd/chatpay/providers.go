@@ -240,3 +240,13 @@ func reconcileProviders(ctx context.Context, env *environment, cfg *config, hf *
 	}
 	return nil
 }
+
+// realProviders is the merchants' provider directory, or nil on a sandbox
+// instance: a test instance takes the sandbox provider only, so no test
+// top-up can ever reach a merchant's real Stripe or WeChat Pay account.
+func realProviders(cfg servicesConfig) payments.ProviderDirectory {
+	if cfg.Sandbox {
+		return nil
+	}
+	return cfg.Providers
+}

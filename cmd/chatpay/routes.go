@@ -22,6 +22,10 @@ import (
 // channel key (ck_…); webhook endpoints belong to whichever of the two
 // calls; the admin API takes the operator token and is off without one.
 func (a *app) mountRoutes() {
+	a.echo.Use(keyModeGuard(a.cfg.Sandbox))
+	if a.cfg.Sandbox {
+		a.echo.Use(testModeBand)
+	}
 	root := a.echo.Group("")
 	v1 := root.Group("/v1")
 	catalog.NewHTTP(a.catalog, a.idempotency).Register(root)
@@ -32,6 +36,9 @@ func (a *app) mountRoutes() {
 	shopper := web.NewShopper(a.payments, a.catalog, a.idempotency, a.logger, a.cfg.Now)
 	shopper.Register(root)
 	web.NewWeChatPages(shopper, payments.NewWeChatOAuth(a.payments, a.cfg.WeChat, a.cfg.PublicBaseURL)).Register(root)
+	if a.cfg.Sandbox {
+		payments.NewTestClockHTTP(a.payments).Register(v1, catalog.RequireMerchantKey(a.catalog))
+	}
 	if a.cfg.OperatorToken != "" {
 		admin := v1.Group("/admin", httpapi.RequireOperator(a.cfg.OperatorToken))
 		catalog.NewAdminHTTP(a.catalog).Register(admin)

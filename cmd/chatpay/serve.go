@@ -49,6 +49,7 @@ type listenLimits struct {
 type serveFlags struct {
 	*config
 	demo           bool
+	sandbox        bool
 	operatorToken  string
 	headerBytesMax int
 	connectionsMax int
@@ -74,6 +75,8 @@ func parseServeFlags(env *environment, args []string) (*serveFlags, error) {
 	sf := &serveFlags{config: cfg}
 	fs.BoolVar(&sf.demo, "demo", envBool(env, "CHATPAY_DEMO"),
 		"seed the tea-card merchant, a demo channel and shopper, print the item QR, and show webhooks arriving in a local chat-sim (env CHATPAY_DEMO)")
+	fs.BoolVar(&sf.sandbox, "sandbox", envBool(env, "CHATPAY_SANDBOX"),
+		"run a sandbox (test mode) instance: sk_test_/ck_test_ keys, the sandbox card provider only, test clocks, livemode=false events; refuses a database a live instance used (env CHATPAY_SANDBOX)")
 	fs.StringVar(&sf.operatorToken, "operator-token", env.getenv("CHATPAY_OPERATOR_TOKEN"),
 		fmt.Sprintf("bearer token of the operator's admin API under /v1/admin, at least %d characters; without it the admin API is off (env CHATPAY_OPERATOR_TOKEN)",
 			httpapi.OperatorTokenLengthMin))
@@ -127,6 +130,9 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 			return err
 		}
 	}
+	if err := claimMode(ctx, db, sf.sandbox, sf.provider, logger); err != nil {
+		return err
+	}
 	provider, stopProvider, err := sf.provider.open(ctx, logger)
 	if err != nil {
 		return err
@@ -149,7 +155,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	}
 	app, err := newApp(db, migrator, logger, appConfig{
 		Now: time.Now, PublicBaseURL: sf.PublicURL, PlatformFee: sf.fee, ListenDSN: sf.dsn, Webhooks: *sf.webhooks,
-		Provider: provider, OperatorToken: sf.operatorToken, WeChat: *sf.weChat,
+		Provider: provider, OperatorToken: sf.operatorToken, WeChat: *sf.weChat, Sandbox: sf.sandbox,
 		Live: live, Collectors: dbCollectors,
 		Providers: providerDirectory(providerStore),
 	})
