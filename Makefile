@@ -14,7 +14,12 @@ GOTESTFLAGS ?= -race -count=1 -timeout 30m
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEADCODE    := golang.org/x/tools/cmd/deadcode@v0.52.0
 
-.PHONY: run test build vet lint ensure-go ensure-postgres ensure-chromium ensure-auto-failover ha-drill restore-drill clean
+# Stripe's own mock server, a Go module, for the Stripe provider's tests
+# (payments/stripe/stripemock runs it on loopback). Pinned: its OpenAPI
+# document and fixtures are what the tests are checked against.
+STRIPE_MOCK_VERSION ?= v0.203.0
+
+.PHONY: run test build vet lint ensure-go ensure-postgres ensure-chromium ensure-stripe-mock ensure-auto-failover ha-drill restore-drill clean
 
 build: ensure-go
 	$(GO) build -o $(BIN) ./cmd/chatpay
@@ -22,7 +27,7 @@ build: ensure-go
 run: ensure-postgres build
 	./$(BIN) serve --demo
 
-test: ensure-go ensure-postgres ensure-chromium
+test: ensure-go ensure-postgres ensure-chromium ensure-stripe-mock
 	$(GO) vet ./...
 	$(MAKE) --no-print-directory lint
 	$(GO) test $(GOTESTFLAGS) ./...
@@ -86,6 +91,14 @@ ensure-go:
 		echo "Install Go from https://go.dev/dl/ (Debian 12's golang package is 1.19, too old)." >&2; \
 		exit 1; \
 	fi
+
+# Installs stripe-mock into bin/ with the Go toolchain (GOBIN), unless it is
+# there already.
+ensure-stripe-mock: ensure-go
+	@if [ -x bin/stripe-mock ]; then exit 0; fi; \
+	echo "stripe-mock is missing; installing github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION) into bin/..."; \
+	GOBIN="$(CURDIR)/bin" $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION) || { \
+		echo "Installing stripe-mock failed. Install it yourself: GOBIN=$(CURDIR)/bin go install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)" >&2; exit 1; }
 
 clean:
 	rm -rf bin

@@ -23,6 +23,7 @@ import (
 func (h *HTTP) registerAfterSale(v1 *echo.Group, channel, merchant echo.MiddlewareFunc) {
 	v1.POST("/channel/shoppers/:id/topups", h.topUp, channel)
 	v1.GET("/channel/shoppers/:id/topups/:topup", h.getTopUp, channel)
+	h.registerHosted(v1, channel)
 	v1.POST("/redemptions", h.redeem, merchant)
 	v1.POST("/orders/:id/refunds", h.refund, merchant)
 	v1.GET("/balances", h.balances, merchant)
@@ -32,6 +33,11 @@ func (h *HTTP) registerAfterSale(v1 *echo.Group, channel, merchant echo.Middlewa
 type topUpRequest struct {
 	Amount money.Amount `json:"amount"`
 	Card   string       `json:"card"`
+	// Method, MerchantID and ReturnURL pay on a merchant's provider page
+	// (hosted.go) instead of by card.
+	Method     string `json:"method"`
+	MerchantID string `json:"merchant_id"`
+	ReturnURL  string `json:"return_url"`
 }
 
 type topUpJSON struct {
@@ -71,6 +77,9 @@ func (h *HTTP) topUp(c echo.Context) error {
 	if _, err := httpapi.BindJSON(c, &in); err != nil {
 		return money.FieldProblem("amount", err)
 	}
+	if in.Method != "" && in.Method != MethodCard {
+		return h.hostedTopUp(c, in)
+	}
 	sh, err := h.shopperParam(c)
 	if err != nil {
 		return err
@@ -91,11 +100,11 @@ func (h *HTTP) getTopUp(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := h.service.ShopperTopUp(c.Request().Context(), sh.ID, c.Param("topup"))
+	t, err := h.service.HostedTopUpByID(c.Request().Context(), sh.ID, c.Param("topup"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toTopUpJSON(t))
+	return c.JSON(http.StatusOK, toHostedTopUpJSON(t))
 }
 
 type redeemLineJSON struct {

@@ -12,6 +12,7 @@
 package payments
 
 import (
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -61,6 +62,12 @@ type Config struct {
 	// Provider funds wallets (top-ups); nil answers top-ups with
 	// provider_unavailable.
 	Provider Provider
+	// Providers finds the real payment provider (Stripe, WeChat Pay) a
+	// merchant takes top-ups with; nil leaves every merchant on Provider.
+	Providers ProviderDirectory
+	// PublicBaseURL is where providers reach chatpay's notification
+	// endpoint (/v1/providers/{provider}/notify/{merchant}).
+	PublicBaseURL string
 	// Outbox writes the events; nil writes them without its prepared statements.
 	Outbox *webhooks.Service
 	// Sandbox makes a test-mode service: channel keys are ck_test_… and
@@ -79,6 +86,8 @@ type Service struct {
 	checkoutTTL  time.Duration
 	launchMaxAge time.Duration
 	provider     Provider
+	hosted       ProviderDirectory
+	publicURL    string
 	outbox       *webhooks.Service
 	// stmts runs the statements of every purchase prepared.
 	stmts *database.Stmts
@@ -94,7 +103,8 @@ func NewService(db *sqlx.DB, now func() time.Time, l *ledger.Ledger, c *catalog.
 	return &Service{
 		db: db, now: now, ledger: l, catalog: c, qr: q,
 		fee: cfg.PlatformFee, checkoutTTL: cfg.CheckoutTTL, launchMaxAge: cfg.LaunchMaxAge,
-		provider: cfg.Provider, outbox: cfg.Outbox, stmts: database.NewStmts(db), sandbox: cfg.Sandbox,
+		provider: cfg.Provider, hosted: cfg.Providers, publicURL: strings.TrimRight(cfg.PublicBaseURL, "/"), outbox: cfg.Outbox,
+		stmts: database.NewStmts(db), sandbox: cfg.Sandbox,
 	}
 }
 

@@ -185,6 +185,12 @@ type checkoutView struct {
 	Error          string
 	ErrorCode      string
 	Shopper        payments.Shopper
+	// Provider is the merchant's real payment provider (shopper_providers.go);
+	// "" shows the sandbox's card form.
+	Provider       string
+	ProviderMethod string
+	ProviderButton string
+	ProviderNote   string
 }
 
 func (h *Shopper) checkoutPage(c echo.Context) error {
@@ -230,6 +236,9 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.E
 	view.Wallet, view.Short = wallet, wallet.Minor < view.Price.Minor
 	if view.Short {
 		view.ShortBy = money.New(view.Price.Minor-wallet.Minor, view.Price.Currency)
+		if err := h.hostedForm(c, &view); err != nil {
+			return h.renderProblem(c, err)
+		}
 	}
 	status := http.StatusOK
 	if refusal != nil {
@@ -479,6 +488,12 @@ func (h *Shopper) topUp(c echo.Context) error {
 		return h.showCheckout(c, launch, money.FieldProblem("amount", err).(*problem.Error), "")
 	}
 	amount := money.New(minor, currency)
+	if method := c.FormValue("method"); method != "" && method != payments.MethodCard {
+		return h.hostedTopUp(c, launch, shopper, amount)
+	}
+	if err := h.refuseCardForHosted(c); err != nil {
+		return h.renderProblem(c, err)
+	}
 	topUp, err := h.payments.TopUp(ctx, shopper, amount, c.FormValue("card"), c.FormValue("idempotency_key"))
 	if err != nil {
 		if p, ok := problem.As(err); ok && p.Status() < 500 {

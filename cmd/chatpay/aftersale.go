@@ -76,6 +76,7 @@ func (a *app) startAfterSaleWorkers(ctx context.Context, wg *sync.WaitGroup) {
 		report, err := a.payments.ReconcileTopUps(ctx, topUpReconcileBatchMax)
 		return int64(report.Succeeded + report.Failed), err
 	})
+	a.startProviderWorkers(ctx, wg)
 }
 
 // paymentsAt returns the payments service of the one domain graph
@@ -148,6 +149,7 @@ func runReconcile(ctx context.Context, env *environment, args []string) error {
 	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
 	cfg := configFlags(fs, env)
 	pc := providerFlags(fs, env)
+	hf := hostedProviderFlags(fs, env)
 	nowText := nowFlag(fs)
 	batch := fs.Int("batch", topUpReconcileBatchMax, "look up at most this many top-ups")
 	fs.Usage = func() {
@@ -157,9 +159,12 @@ func runReconcile(ctx context.Context, env *environment, args []string) error {
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
+	if pc.URL == "" && hf.Keys != "" {
+		return reconcileProviders(ctx, env, cfg, hf, *nowText, *batch)
+	}
 	if pc.URL == "" {
 		// An in-process sandbox started here would know no charges.
-		return errors.New("reconcile needs --provider-url (or CHATPAY_PROVIDER_URL); serve reconciles its in-process sandbox itself")
+		return errors.New("reconcile needs --provider-url (or CHATPAY_PROVIDER_URL) for the sandbox, or --provider-keys for merchants' Stripe and WeChat Pay accounts; serve reconciles its in-process sandbox itself")
 	}
 	now, err := clockOf(*nowText)
 	if err != nil {
@@ -192,6 +197,9 @@ func runReconcile(ctx context.Context, env *environment, args []string) error {
 		report.Checked, report.Succeeded, report.Failed, report.Unknown)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
+	}
+	if hf.Keys != "" {
+		return reconcileProviders(ctx, env, cfg, hf, *nowText, *batch)
 	}
 	return nil
 }

@@ -40,6 +40,9 @@ type servicesConfig struct {
 	PlatformFee money.Rate
 	// Provider funds wallets; nil answers top-ups with provider_unavailable.
 	Provider payments.Provider
+	// Providers finds each merchant's real provider (Stripe, WeChat Pay);
+	// nil leaves every merchant on Provider.
+	Providers payments.ProviderDirectory
 	// WebhookPolicy says which endpoint URLs are accepted.
 	WebhookPolicy webhooks.URLPolicy
 	// Sandbox builds a test-mode graph (sandbox_mode.go).
@@ -74,6 +77,7 @@ func newServices(db *sqlx.DB, cfg servicesConfig) (*services, error) {
 	}
 	s.payments = payments.NewService(db, now, s.ledger, s.catalog, s.qr, payments.Config{
 		PlatformFee: cfg.PlatformFee, Provider: cfg.Provider, Outbox: s.webhooks, Sandbox: cfg.Sandbox,
+		Providers: realProviders(cfg), PublicBaseURL: cfg.PublicBaseURL,
 	})
 	return s, nil
 }
@@ -93,6 +97,8 @@ type appConfig struct {
 	LoopbackWebhooks bool
 	// Provider funds wallets; nil answers top-ups with provider_unavailable.
 	Provider payments.Provider
+	// Providers finds each merchant's real provider (Stripe, WeChat Pay).
+	Providers payments.ProviderDirectory
 	// OperatorToken turns on the admin API (/v1/admin); empty leaves it off.
 	OperatorToken string
 	// Live answers /healthz (nil: always live); Collectors join /metrics.
@@ -130,7 +136,7 @@ func newApp(db *sqlx.DB, migrator *database.Migrator, logger *slog.Logger, cfg a
 	}
 	svc, err := newServices(db, servicesConfig{
 		Now: cfg.Now, PublicBaseURL: cfg.PublicBaseURL, PlatformFee: cfg.PlatformFee,
-		Provider: cfg.Provider, WebhookPolicy: cfg.Webhooks.policy(), Sandbox: cfg.Sandbox,
+		Provider: cfg.Provider, Providers: cfg.Providers, WebhookPolicy: cfg.Webhooks.policy(), Sandbox: cfg.Sandbox,
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,9 @@
 package main
 
-import "github.com/chatpay/chatpay/ledger"
+import (
+	"github.com/chatpay/chatpay/ledger"
+	"github.com/chatpay/chatpay/payments"
+)
 
 // crossChecks tie the business records to the ledger and the outbox. They
 // read several packages' tables at once, which is why they live here, at the
@@ -69,7 +72,7 @@ LIMIT $1`
 // afterSaleChecks tie top-ups, redemptions and refunds to the ledger for
 // `chatpay verify`.
 func afterSaleChecks() []ledger.Check {
-	return []ledger.Check{
+	return append([]ledger.Check{
 		ledger.SQLCheck("topups_credited_once",
 			"every succeeded top-up has exactly its ledger credit of the wallet, and no other top-up has one",
 			`SELECT count(*) FROM topups`, topUpsCreditedSQL),
@@ -79,7 +82,7 @@ func afterSaleChecks() []ledger.Check {
 		ledger.SQLCheck("redemptions_match_coupons",
 			"every coupon has as many redemptions as uses taken, and each redemption with a value its ledger transaction",
 			`SELECT count(*) FROM coupons`, redemptionsMatchCouponsSQL),
-	}
+	}, payments.ProviderChecks()...)
 }
 
 const topUpsCreditedSQL = `

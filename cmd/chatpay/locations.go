@@ -11,8 +11,10 @@ var createdLocations = httpapi.Locations{
 	"/v1/checkouts":                   "/v1/qr-codes/{qr_code_id}",
 	"/v1/channel/checkouts":           "/v1/channel/checkouts/{id}",
 	"/v1/channel/shoppers/:id/topups": "/v1/channel/shoppers/{shopper_id}/topups/{id}",
-	"/v1/orders/:id/refunds":          "/v1/orders/{order_id}",
-	"/v1/webhooks/endpoints":          "/v1/webhooks/endpoints/{id}",
-	"/v1/admin/channels":              "/v1/admin/channels/{channel.id}",
-	"/v1/test-clocks":                 "/v1/test-clocks/{id}",
+	// A top-up refund is read through its top-up (refunded, status).
+	"/v1/channel/shoppers/:id/topups/:topup/refunds": "/v1/channel/shoppers/{shopper_id}/topups/{top_up_id}",
+	"/v1/orders/:id/refunds":                         "/v1/orders/{order_id}",
+	"/v1/webhooks/endpoints":                         "/v1/webhooks/endpoints/{id}",
+	"/v1/admin/channels":                             "/v1/admin/channels/{channel.id}",
+	"/v1/test-clocks":                                "/v1/test-clocks/{id}",
 }

@@ -50,6 +50,7 @@ func commands() []command {
 		{"channel", "register a messenger backend (channel create)", runChannel},
 		{"sign-launch", "print a signed launch context for a channel's shopper (tests, demos)", runSignLaunch},
 		{"provider-sandbox", "serve the sandbox card payment provider on a loopback port", runProviderSandbox},
+		{"provider", "configure a merchant's Stripe or WeChat Pay account (provider stripe|wechatpay|show|remove|rotate-keys)", runProvider},
 		{"reconcile", "settle pending and unknown top-ups once by asking the payment provider", runReconcile},
 		{"expire", "expire coupons past their validity once (breakage, coupon.expired)", runExpire},
 		{"bench", "measure checkout throughput against pgbench on this machine (spread, hot, flash, webhooks, redeem)", runBench},

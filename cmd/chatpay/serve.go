@@ -58,6 +58,7 @@ type serveFlags struct {
 	provider       *providerConfig
 	supervise      *superviseConfig
 	weChat         *payments.WeChatEndpoints
+	hosted         *hostedFlags
 }
 
 func parseServeFlags(env *environment, args []string) (*serveFlags, error) {
@@ -85,6 +86,7 @@ func parseServeFlags(env *environment, args []string) (*serveFlags, error) {
 		"client connections open at once; more wait to be accepted (env CHATPAY_MAX_CONNECTIONS)")
 	sf.webhooks, sf.provider, sf.weChat = webhookFlags(fs, env), providerFlags(fs, env), weChatFlags(fs, env)
 	sf.supervise = superviseFlags(fs, env)
+	sf.hosted = hostedProviderFlags(fs, env)
 	if err := parseFlags(fs, env, args); err != nil {
 		return nil, err
 	}
@@ -147,10 +149,15 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		sf.webhooks.Allowed = append(sf.webhooks.Allowed, netip.MustParseAddrPort(simListener.Addr().String()))
 	}
 	sf.webhooks.warnDevelopment(logger)
+	providerStore, err := sf.hosted.store(db, time.Now)
+	if err != nil {
+		return err
+	}
 	app, err := newApp(db, migrator, logger, appConfig{
 		Now: time.Now, PublicBaseURL: sf.PublicURL, PlatformFee: sf.fee, ListenDSN: sf.dsn, Webhooks: *sf.webhooks,
 		Provider: provider, OperatorToken: sf.operatorToken, WeChat: *sf.weChat, Sandbox: sf.sandbox,
 		Live: live, Collectors: dbCollectors,
+		Providers: providerDirectory(providerStore),
 	})
 	if err != nil {
 		return err

@@ -97,7 +97,8 @@ func mutate(g *generator, o operation, d *draft) {
 	switch d.mutation {
 	case mutHostileString:
 		j := g.rand.IntN(len(hostileStrings))
-		// An empty body has nowhere to put the string: nothing to refuse.
+		// An empty object (every member optional and left out) has nowhere
+		// to put the string: the request is then valid and need not fail.
 		d.mustRefuse = setRandomString(g, d.body, hostileStrings[j]) && j < refusedHostileStrings
 	case mutWrongType:
 		setRandomMember(g, d.body, wrongTypes[g.rand.IntN(len(wrongTypes))])
@@ -204,6 +205,8 @@ func setRandomMember(g *generator, body any, value raw) {
 	}
 }
 
+// setRandomString puts value into a random string member (or any member),
+// and reports whether the body had one.
 func setRandomString(g *generator, body any, value raw) bool {
 	var all, texts []*member
 	slots(body, &all)
