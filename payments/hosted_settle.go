@@ -178,15 +178,7 @@ func (s *Service) reconcileHostedOne(ctx context.Context, report *ReconcileRepor
 	if err != nil || done {
 		return done, err
 	}
-	report.Checked++
-	switch outcome {
-	case TopUpSucceeded:
-		report.Succeeded++
-	case TopUpFailed:
-		report.Failed++
-	default:
-		report.Unknown++
-	}
+	report.count(outcome)
 	return false, nil
 }
 

@@ -430,16 +430,21 @@ func (s *Service) reconcileOne(ctx context.Context, clock func() time.Time, repo
 	if err != nil || done {
 		return done, err
 	}
-	report.Checked++
+	report.count(outcome)
+	return false, nil
+}
+
+// count adds one checked top-up that ended in outcome.
+func (r *ReconcileReport) count(outcome string) {
+	r.Checked++
 	switch outcome {
 	case TopUpSucceeded:
-		report.Succeeded++
+		r.Succeeded++
 	case TopUpFailed:
-		report.Failed++
+		r.Failed++
 	default:
-		report.Unknown++
+		r.Unknown++
 	}
-	return false, nil
 }
 
 // markTopUpUnknown leaves a claimed top-up for the next reconciliation.

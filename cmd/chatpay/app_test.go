@@ -121,20 +121,30 @@ func (r apiResponse) JSON(t *testing.T) map[string]any {
 	return v
 }
 
-// call sends a JSON request with a bearer key and optional idempotency key.
+// call sends a JSON request with a bearer key and optional idempotency key,
+// and checks the answer against openapi.yaml.
 func (ta *testApp) call(method, path, bearer, idemKey string, body any) apiResponse {
 	ta.t.Helper()
+	req, resp, raw := sendJSON(ta.t, ta.URL, method, path, bearer, idemKey, body)
+	ta.checkAgainstOpenAPI(req, resp, raw)
+	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+// sendJSON sends body as JSON to base+path the way an integrator's client
+// does: a bearer key and, when given, an Idempotency-Key.
+func sendJSON(t *testing.T, base, method, path, bearer, idemKey string, body any) (*http.Request, *http.Response, []byte) {
+	t.Helper()
 	var reader io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
 		if err != nil {
-			ta.t.Fatal(err)
+			t.Fatal(err)
 		}
 		reader = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, ta.URL+path, reader)
+	req, err := http.NewRequest(method, base+path, reader)
 	if err != nil {
-		ta.t.Fatal(err)
+		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if bearer != "" {
@@ -145,12 +155,11 @@ func (ta *testApp) call(method, path, bearer, idemKey string, body any) apiRespo
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		ta.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	ta.checkAgainstOpenAPI(req, resp, raw)
-	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+	return req, resp, raw
 }
 
 var (

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"regexp"
@@ -30,31 +28,7 @@ type httpClient struct {
 
 func (hc httpClient) do(method, path, bearer, idemKey string, body any) apiResponse {
 	hc.t.Helper()
-	var reader io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			hc.t.Fatal(err)
-		}
-		reader = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, hc.base+path, reader)
-	if err != nil {
-		hc.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	if idemKey != "" {
-		req.Header.Set("Idempotency-Key", idemKey)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		hc.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	_, resp, raw := sendJSON(hc.t, hc.base, method, path, bearer, idemKey, body)
 	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: raw}
 }
 
