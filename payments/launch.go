@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -176,23 +175,7 @@ func SignLaunchEd25519(channelID string, key ed25519.PrivateKey, fields map[stri
 }
 
 func dataCheckString(fields map[string]string) string {
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		if k != "hash" && k != "signature" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(fields[k])
-	}
-	return b.String()
+	return telegramCheckString(fields, "hash", "signature")
 }
 
 func launchHMAC(secret, checkString string) []byte {
