@@ -57,6 +57,7 @@ func NewDashboard(deps DashboardDeps) *Dashboard {
 
 // Register mounts the dashboard's routes.
 func (d *Dashboard) Register(root *echo.Group) {
+	d.registerFavicon(root)
 	open := root.Group("/dashboard", d.anonymous)
 	open.GET("/signup", d.signupPage)
 	open.POST("/signup", d.signup)
@@ -288,4 +289,3 @@ func countOf(n any, one, many string) string {
 	return fmt.Sprint(n) + " " + plural(n, one, many)
 }
 
-func timeParseRFC3339(s string) (time.Time, error) { return time.Parse(time.RFC3339, s) }

@@ -23,6 +23,7 @@ func (d *Dashboard) registerCatalog(g *echo.Group) {
 	g.POST("/items", d.createItem)
 	g.GET("/items/:id", d.editItem)
 	g.POST("/items/:id", d.updateItem)
+	g.GET("/items/:id/deactivate", d.confirmDeactivateItem)
 	g.POST("/items/:id/deactivate", d.deactivateItem)
 }
 
@@ -135,8 +136,26 @@ func (d *Dashboard) updateItem(c echo.Context) error {
 	return d.showItemForm(c, form, false, err)
 }
 
+func (d *Dashboard) confirmDeactivateItem(c echo.Context) error {
+	it, err := d.deps.Catalog.Item(c.Request().Context(), merchantOf(c).ID, c.Param("id"))
+	if err != nil {
+		return d.renderError(c, err)
+	}
+	return d.renderConfirm(c, "items", confirmView{
+		Heading: "Stop selling " + it.Title + "?",
+		Facts:   []confirmFact{{"Item", it.Title}, {"SKU", it.SKU}, {"Price", it.Price.String()}},
+		Consequence: "Shoppers can no longer buy it: its QR codes show that it is not on sale. Coupons already sold stay valid. " +
+			"You can put it on sale again from its page.",
+		Action: "/dashboard/items/" + it.ID + "/deactivate", Button: "Stop selling", ButtonID: "confirm-deactivate",
+		Cancel: "/dashboard/items/" + it.ID,
+	})
+}
+
 func (d *Dashboard) deactivateItem(c echo.Context) error {
 	m := merchantOf(c)
+	if err := requireConfirmed(c); err != nil {
+		return d.renderError(c, err)
+	}
 	it, err := d.deps.Catalog.DeactivateItem(c.Request().Context(), m.ID, c.Param("id"))
 	if err != nil {
 		return d.renderError(c, err)

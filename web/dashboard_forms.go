@@ -61,6 +61,8 @@ var formFields = map[string]formField{
 	"allow_typed_codes":        {"Coupon codes at the till", "typed_allow"},
 	"amount":                   {"Amount", "amount"},
 	"reason":                   {"Reason", "reason"},
+	"note":                     {"Details", "note"},
+	"scope":                    {"What to refund", "scope-all"},
 	"coupon_id":                {"Voucher", "coupon_id"},
 }
 
