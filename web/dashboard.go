@@ -288,4 +288,3 @@ func plural(n any, one, many string) string {
 func countOf(n any, one, many string) string {
 	return fmt.Sprint(n) + " " + plural(n, one, many)
 }
-

@@ -200,4 +200,3 @@ func parseBasket(text string, currency money.Currency) ([]catalog.Line, error) {
 	}
 	return lines, nil
 }
-
