@@ -65,29 +65,35 @@ func ColumnChart(title, color, empty string, bars []Bar) template.HTML {
 	b.WriteString(`</svg><div class="chart-axis" aria-hidden="true">`)
 	// The first and last days are always labelled; regular labels between
 	// them are dropped when they would stand too close to the last one. On
-	// a phone every other regular label is hidden (class minor).
+	// a phone only the regular label nearest the middle stays (the others
+	// are class minor): three labels fit 300 px.
 	labelEvery := (len(bars) + chartLabelEveryMax - 1) / chartLabelEveryMax
-	regular := 0
-	for i, bar := range bars {
+	var ticks []int
+	for i := range bars {
 		last := i == len(bars)-1
 		crowdsLast := !last && len(bars)-1-i < labelEvery/2+1
-		if !(i%labelEvery == 0 && !crowdsLast) && !last {
-			continue
+		if (i%labelEvery == 0 && !crowdsLast) || last {
+			ticks = append(ticks, i)
 		}
+	}
+	middle := -1
+	for _, i := range ticks {
+		if i != 0 && i != len(bars)-1 && (middle < 0 || abs(i-len(bars)/2) < abs(middle-len(bars)/2)) {
+			middle = i
+		}
+	}
+	for _, i := range ticks {
 		center := (float64(i) + 0.5) * 100 / float64(len(bars))
 		class := "tick"
 		switch {
 		case i == 0:
 			class += " first"
-		case last:
+		case i == len(bars)-1:
 			class += " last"
-		default:
-			regular++
-			if regular%2 == 1 {
-				class += " minor"
-			}
+		case i != middle:
+			class += " minor"
 		}
-		fmt.Fprintf(&b, `<span class="%s" style="left:%.2f%%">%s</span>`, class, center, esc(bar.Label))
+		fmt.Fprintf(&b, `<span class="%s" style="left:%.2f%%">%s</span>`, class, center, esc(bars[i].Label))
 	}
 	b.WriteString(`</div></figure>`)
 	return template.HTML(b.String()) //nolint:gosec // every text above is escaped
@@ -132,3 +138,5 @@ func emptyState(text string) template.HTML {
 }
 
 func esc(s string) string { return template.HTMLEscapeString(s) }
+
+func abs(n int) int { return max(n, -n) }

@@ -254,7 +254,9 @@ var dashFuncs = template.FuncMap{
 	"fieldError": fieldErrorText,
 	"join":       strings.Join,
 	"plural":     plural,
-	"count":      countOf,
+	// words shows a stored state ("partially_refunded") as words.
+	"words": func(state any) string { return strings.ReplaceAll(fmt.Sprint(state), "_", " ") },
+	"count": countOf,
 	// validUntil shows a coupon's exclusive end as the rule text does: an end
 	// at midnight is the day before ("until 16 Dec", not "17 Dec 00:00").
 	"validUntil": func(t time.Time, m catalog.Merchant) string { return catalog.RenderEnd(t, "en", m.Location()) },

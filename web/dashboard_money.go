@@ -97,7 +97,7 @@ func (d *Dashboard) home(c echo.Context) error {
 	var revenueMinor int64
 	for _, day := range days {
 		label := day.Day.Format("2 Jan")
-		orders = append(orders, Bar{Label: label, Value: day.Orders, Display: itoa(int(day.Orders))})
+		orders = append(orders, Bar{Label: label, Value: day.Orders, Display: countOf(day.Orders, "order", "orders")})
 		revenue = append(revenue, Bar{Label: label, Value: day.Revenue.Minor, Display: day.Revenue.String()})
 		view.OrdersTotal += day.Orders
 		revenueMinor += day.Revenue.Minor
