@@ -40,10 +40,10 @@ type tillVerdict struct {
 	UsesLeft int    `json:"uses_left"`
 	Reason   string `json:"reason,omitempty"` // the stable code, kept for tests and support, never shown
 	// What the cashier reads: a short headline, what it means and what to
-	// do, and when the coupon can be used next.
-	Headline  string `json:"-"`
-	Advice    string `json:"-"`
-	NextValid string `json:"-"`
+	// do, and when the coupon can be used ("Valid again tomorrow at 14:00").
+	Headline string `json:"-"`
+	Advice   string `json:"-"`
+	When     string `json:"-"`
 }
 
 // tillWords are the refusals in the cashier's words: a headline and what
@@ -67,13 +67,22 @@ var tillWords = map[string][2]string{
 }
 
 // refusedVerdict words a refusal for the cashier; next is when the coupon
-// can be used next, if the refusal says.
-func refusedVerdict(code, reason, detail, next string) tillVerdict {
-	v := tillVerdict{Code: code, Reason: reason, NextValid: next}
+// can be used next and ended when it stopped being valid, if the refusal
+// says.
+func refusedVerdict(code, reason, detail, next, ended string) tillVerdict {
+	v := tillVerdict{Code: code, Reason: reason}
 	if words, ok := tillWords[reason]; ok {
 		v.Headline, v.Advice = words[0], words[1]
 	} else {
 		v.Headline, v.Advice = "Cannot be used", upperFirst(detail)
+	}
+	switch {
+	case next != "" && reason == string(catalog.ReasonNotYetValid):
+		v.When = "Valid from " + next + "."
+	case next != "":
+		v.When = "Valid again " + next + "."
+	case ended != "" && reason == string(catalog.ReasonExpired):
+		v.When = "It was valid until " + ended + "."
 	}
 	return v
 }
@@ -154,7 +163,13 @@ func (d *Dashboard) tillRedeem(c echo.Context) error {
 			}
 			next = nextValidText(at, now, m.Location())
 		}
-		verdict = refusedVerdict(req.Code, refused.Code, refused.Detail, next)
+		ended := ""
+		if at, ok := refused.Extensions["expires_at"].(string); ok {
+			if t, err := time.Parse(time.RFC3339, at); err == nil {
+				ended = catalog.RenderEnd(t, "en", m.Location())
+			}
+		}
+		verdict = refusedVerdict(req.Code, refused.Code, refused.Detail, next, ended)
 	} else if err := json.Unmarshal(resp.Body, &verdict); err != nil {
 		return d.renderError(c, fmt.Errorf("stored till verdict: %w", err))
 	}

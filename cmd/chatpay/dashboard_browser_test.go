@@ -32,6 +32,10 @@ func TestDashboardOnAPhone(t *testing.T) {
 
 	// Sign up on the phone; the empty overview says what to do first.
 	b.do(chromedp.Navigate(ta.URL+"/dashboard/signup"), chromedp.WaitVisible(chromedp.CSS("#signup")))
+	b.assertFitsPhone("signup")
+	if icon := ta.get("/favicon.ico"); icon.Status != http.StatusOK || !strings.HasPrefix(string(icon.Body), "\x89PNG") {
+		t.Errorf("favicon.ico: %d", icon.Status)
+	}
 	b.do(fill(map[string]string{"name": "McDonald's", "time_zone": "Asia/Shanghai", "currency": "CNY",
 		"email": "owner@mcd.example", "password": "tea-time-1400"})...)
 	b.do(chromedp.Click(chromedp.CSS("#signup")), chromedp.WaitVisible(chromedp.CSS("[data-testid=sales-chart]")))
