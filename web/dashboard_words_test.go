@@ -47,7 +47,7 @@ func TestNextValidInCashiersWords(t *testing.T) {
 		time.Date(2026, 11, 21, 18, 0, 0, 0, shanghai): "today at 18:00",
 		time.Date(2026, 11, 22, 14, 0, 0, 0, shanghai): "tomorrow at 14:00",
 		time.Date(2026, 11, 25, 14, 0, 0, 0, shanghai): "Wed 25 Nov at 14:00",
-		time.Date(2027, 1, 4, 9, 5, 0, 0, shanghai):   "Mon 4 Jan 2027 at 09:05",
+		time.Date(2027, 1, 4, 9, 5, 0, 0, shanghai):    "Mon 4 Jan 2027 at 09:05",
 	} {
 		if got := nextValidText(at.UTC().Format(time.RFC3339), now.UTC(), shanghai); got != want {
 			t.Errorf("%s reads %q, want %q", at, got, want)
