@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/chatpay/chatpay/catalog"
+	"github.com/chatpay/chatpay/webhooks"
 )
 
 // minReadableTextPx is the smallest text the dashboard may show, chart
@@ -186,7 +187,7 @@ func TestDashboardOnAPhone(t *testing.T) {
 	b.do(chromedp.SetValue(chromedp.CSS("#placement"), "counter"), chromedp.Click(chromedp.CSS("#create-qr")),
 		chromedp.WaitVisible(chromedp.CSS("#revoke-qr")))
 	b.assertFitsPhone("qr")
-	qrPage := b.location()
+	qrPage, _, _ := strings.Cut(strings.TrimPrefix(b.location(), ta.URL), "?")
 	b.do(chromedp.Click(chromedp.CSS("#revoke-qr")), chromedp.WaitVisible(chromedp.CSS("#confirm-revoke")))
 	b.assertFitsPhone("qr-revoke")
 	b.screenshot("phone-qr-revoke-confirm")
@@ -228,15 +229,30 @@ func TestDashboardOnAPhone(t *testing.T) {
 	b.assertFitsPhone("overview")
 	b.screenshot("phone-overview")
 
+	// A webhook delivery tried once says "1 attempt".
+	owner := webhooks.Owner{Kind: webhooks.OwnerMerchant, ID: m.ID}
+	endpoint, _, err := ta.app.webhooks.CreateEndpoint(context.Background(), owner, webhooks.EndpointInput{URL: "http://127.0.0.1:1/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ta.app.webhooks.SendTest(context.Background(), owner, endpoint.ID); err != nil {
+		t.Fatal(err)
+	}
+	ta.db.MustExec(`UPDATE webhook_deliveries SET attempt_count = 1 WHERE endpoint_id = $1`, endpoint.ID)
+	b.do(chromedp.Navigate(ta.URL+"/dashboard/webhooks/"+endpoint.ID), chromedp.WaitVisible(chromedp.CSS("[data-testid=delivery]")))
+	if delivery := b.text("[data-testid=delivery] p"); !strings.Contains(delivery, "· 1 attempt ·") {
+		t.Errorf("delivery reads %q", delivery)
+	}
+
 	// Every page on both screens: no sideways scroll, main button in view.
-	pages := []string{"/dashboard", "/dashboard/items", "/dashboard/items/new", "/dashboard/items/" + teaID,
-		"/dashboard/items/" + teaID + "/deactivate", "/dashboard/qr", qrPage[len(ta.URL):], "/dashboard/orders",
+	pages := []string{"/dashboard/webhooks/" + endpoint.ID, qrPage + "/poster", "/dashboard", "/dashboard/items", "/dashboard/items/new", "/dashboard/items/" + teaID,
+		"/dashboard/items/" + teaID + "/deactivate", "/dashboard/qr", qrPage, "/dashboard/orders",
 		"/dashboard/orders/" + orderID, "/dashboard/orders/" + orderID + "/refund", "/dashboard/redemptions",
 		"/dashboard/till", "/dashboard/money", "/dashboard/integrations", "/dashboard/settings"}
 	for _, phone := range []bool{true, false} {
 		b.atViewport(phone)
 		for _, path := range pages {
-			b.do(chromedp.Navigate(ta.URL+path), chromedp.WaitReady(chromedp.CSS("main")))
+			b.do(chromedp.Navigate(ta.URL+path), chromedp.WaitReady(chromedp.CSS("body")))
 			b.assertFits(path, phone)
 		}
 	}
