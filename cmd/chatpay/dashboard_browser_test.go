@@ -54,6 +54,7 @@ func TestDashboardOnAPhone(t *testing.T) {
 		t.Error("the navigation is open on a phone before anyone asked")
 	}
 	b.do(chromedp.Click(chromedp.CSS("#nav-button")), chromedp.WaitVisible(chromedp.CSS(`#nav-panel a[href="/dashboard/orders"]`)))
+	b.axe("menu-open-360")
 	b.screenshot("phone-menu-open")
 	b.do(chromedp.Click(chromedp.CSS(`#nav-panel a[href="/dashboard/orders"]`)), chromedp.WaitVisible(chromedp.CSS("h1")))
 	if !strings.Contains(b.text("main"), "No orders yet") {
@@ -91,6 +92,7 @@ func TestDashboardOnAPhone(t *testing.T) {
 		seen[line] = true
 	}
 	b.assertFitsPhone("item-errors")
+	b.axe("item-errors-360")
 	b.screenshot("phone-item-errors")
 
 	// "3 months" is a length; it is shown back the same way.
@@ -150,6 +152,7 @@ func TestDashboardOnAPhone(t *testing.T) {
 		t.Fatalf("%d refunds before confirming", n)
 	}
 	b.assertFitsPhone("refund")
+	b.axe("refund-360")
 	b.do(chromedp.Click(chromedp.CSS("#scope-amount")), chromedp.SetValue(chromedp.CSS("#amount"), "5.00"),
 		chromedp.SetValue(chromedp.CSS("#reason"), "unavailable"), chromedp.SetValue(chromedp.CSS("#note"), "Out of dumplings"))
 	b.screenshot("phone-refund-confirm")
@@ -179,6 +182,7 @@ func TestDashboardOnAPhone(t *testing.T) {
 		t.Error("the verdict overflows its box")
 	}
 	b.assertFitsPhone("till-refused")
+	b.axe("till-refused-360")
 	b.screenshot("phone-till-refused")
 
 	// Revoking a QR code asks first; Cancel changes nothing.
@@ -190,6 +194,7 @@ func TestDashboardOnAPhone(t *testing.T) {
 	qrPage, _, _ := strings.Cut(strings.TrimPrefix(b.location(), ta.URL), "?")
 	b.do(chromedp.Click(chromedp.CSS("#revoke-qr")), chromedp.WaitVisible(chromedp.CSS("#confirm-revoke")))
 	b.assertFitsPhone("qr-revoke")
+	b.axe("qr-revoke-360")
 	b.screenshot("phone-qr-revoke-confirm")
 	b.do(chromedp.Click(chromedp.CSS("#cancel")), chromedp.WaitVisible(chromedp.CSS("#revoke-qr")))
 	if n := ta.count(`SELECT count(*) FROM qr_codes WHERE revoked_at IS NOT NULL`); n != 0 {
