@@ -47,7 +47,9 @@ func TestDashboardOnAPhone(t *testing.T) {
 	b.screenshot("phone-overview-empty")
 
 	// The menu is one line while closed and opens without script.
-	if h := b.eval(`String(Math.round(document.querySelector('header.top').getBoundingClientRect().height))`); atoi(t, h) > 80 {
+	h := b.eval(`String(Math.round(document.querySelector('header.top').getBoundingClientRect().height))`)
+	t.Logf("the closed menu takes %s px of a 740 px screen", h)
+	if atoi(t, h) > 80 {
 		t.Errorf("the closed menu takes %s px of a 740 px screen", h)
 	}
 	if shown := b.eval(`String(document.querySelector('#nav-panel').offsetParent !== null)`); shown != "false" {
@@ -228,6 +230,7 @@ func TestDashboardOnAPhone(t *testing.T) {
 	b.do(chromedp.Navigate(ta.URL+"/dashboard"), chromedp.WaitVisible(chromedp.CSS("[data-testid=sales-chart] svg")))
 	smallest := b.eval(`String(Math.min(...[...document.querySelectorAll('.colchart .chart-peak, .colchart .tick, .funnel-row dt, .funnel-value')]
 		.filter(e => e.offsetParent !== null).map(e => parseFloat(getComputedStyle(e).fontSize))))`)
+	t.Logf("the smallest chart text on a 360 px phone is %s px", smallest)
 	if px := atoi(t, strings.Split(smallest, ".")[0]); px < minReadableTextPx {
 		t.Errorf("the smallest chart text is %s px", smallest)
 	}
