@@ -401,7 +401,13 @@ func (h *Shopper) itemView(ctx context.Context, code qr.Code, view *checkoutView
 	view.Title, view.Item, view.Merchant, view.Price = item.Title, item, merchant, item.Price
 	view.SoldOut = (item.Stock != nil && *item.Stock == 0) || !item.Active
 	if item.Rules != nil {
-		view.Rules = catalog.RenderRules(*item.Rules, view.T.Lang, merchant.Location(), nil)
+		var labels catalog.CategoryLabels
+		if len(item.Rules.IncludeCategories)+len(item.Rules.ExcludeCategories) > 0 {
+			if labels, err = h.catalog.CategoryLabels(ctx, merchant.ID); err != nil {
+				return err
+			}
+		}
+		view.Rules = catalog.RenderRulesLabelled(*item.Rules, view.T.Lang, merchant.Location(), nil, labels)
 	}
 	return nil
 }
