@@ -155,7 +155,9 @@ var russian = messages{
 	fromDate:    func(date string) string { return "с " + date },
 	untilDate:   func(date string) string { return "по " + date },
 	latest:      func(date string) string { return "но не позднее " + date },
-	uses:        func(n int) string { return "можно использовать " + strconv.Itoa(n) + " " + russianPlural(n, "раз", "раза", "раз") },
+	uses: func(n int) string {
+		return "можно использовать " + strconv.Itoa(n) + " " + russianPlural(n, "раз", "раза", "раз")
+	},
 	date: func(t time.Time) string {
 		return fmt.Sprintf("%d %s %d", t.Day(), russianMonths[t.Month()], t.Year())
 	},

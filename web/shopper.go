@@ -271,11 +271,11 @@ type checkoutView struct {
 	// The top-up form: suggested amounts (the first is the shortfall),
 	// which is chosen, the card number kept after a decline, and the test
 	// cards' hint on a sandbox instance only.
-	Amounts     []money.Amount
-	AmountText  string
-	Card        string
-	CardHint    bool
-	Script      string
+	Amounts    []money.Amount
+	AmountText string
+	Card       string
+	CardHint   bool
+	Script     string
 	// Provider is the merchant's real payment provider (shopper_providers.go);
 	// "" shows the sandbox's card form.
 	Provider       string
