@@ -381,10 +381,10 @@ func suggestedTopUps(short money.Amount) []money.Amount {
 	for range short.Currency.MinorDigits() {
 		unit *= 10
 	}
-	floor := max(short.Minor, 10*unit)
 	for step := unit; len(amounts) < 3 && step <= payments.TopUpMinorMax; step *= 10 {
 		for _, m := range []int64{1, 2, 5} {
-			if candidate := m * step; candidate > floor && candidate <= payments.TopUpMinorMax && len(amounts) < 3 {
+			candidate := m * step
+			if candidate > short.Minor && candidate >= 10*unit && candidate <= payments.TopUpMinorMax && len(amounts) < 3 {
 				amounts = append(amounts, money.New(candidate, short.Currency))
 			}
 		}
