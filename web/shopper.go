@@ -346,9 +346,12 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, outcome checkoutOu
 	if view.Short {
 		view.ShortBy = money.New(view.Price.Minor-wallet.Minor, view.Price.Currency)
 		view.Amounts = suggestedTopUps(view.ShortBy)
-		view.AmountText = outcome.Amount
-		if view.AmountText == "" {
-			view.AmountText = view.ShortBy.Currency.Format(view.ShortBy.Minor)
+		// The amount chosen before a refusal stays chosen, if still offered.
+		view.AmountText = view.ShortBy.Currency.Format(view.ShortBy.Minor)
+		for _, a := range view.Amounts {
+			if a.Currency.Format(a.Minor) == outcome.Amount {
+				view.AmountText = outcome.Amount
+			}
 		}
 		if err := h.hostedForm(c, &view); err != nil {
 			return h.renderProblem(c, err)

@@ -376,3 +376,28 @@ func TestShopperCheckoutAccessibility(t *testing.T) {
 	// a page answered with a 401, such as the refusal.
 	lighthouseAccessibility(t, onBothScreens("checkout-topup", page("short-lighthouse"), nil)...)
 }
+
+// "Top up and pay" posted twice (a double tap, a retry after a lost
+// answer) charges once and buys once: each step has its own key, derived
+// from the form's one key, and both answers lead to the same receipt.
+func TestTopUpAndPayIsIdempotent(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(5)
+	code := ta.call("POST", "/v1/qr-codes", shop.key, "", map[string]any{"item_id": shop.itemID, "placement": "counter"}).JSON(t)["url"].(string)
+	path := code[strings.Index(code, "/q/"):]
+	launch := ta.launch(shop.channel, "42", "Li Wei")
+	page := string(ta.get(path + "?launch=" + url.QueryEscape(launch)).Body)
+	key := regexp.MustCompile(`action="[^"]*/topup"[\s\S]*?name="idempotency_key" value="([0-9a-f]+)"`).FindStringSubmatch(page)[1]
+	form := url.Values{"launch": {launch}, "idempotency_key": {key}, "amount": {"10.00"}, "currency": {"CNY"}, "card": {sandbox.CardSuccess}, "then": {"buy"}}
+	first, second := ta.postForm(path+"/topup", form), ta.postForm(path+"/topup", form)
+	if first.Status != http.StatusSeeOther || second.Status != http.StatusSeeOther || first.Header.Get("Location") != second.Header.Get("Location") {
+		t.Fatalf("Top up and pay twice: %d %s, %d %s", first.Status, first.Header.Get("Location"), second.Status, second.Header.Get("Location"))
+	}
+	if n := ta.count(`SELECT count(*) FROM topups`); n != 1 {
+		t.Errorf("%d top-ups, want 1", n)
+	}
+	if n := ta.count(`SELECT count(*) FROM orders`); n != 1 {
+		t.Errorf("%d orders, want 1", n)
+	}
+	assertVerifyClean(t, ta)
+}
