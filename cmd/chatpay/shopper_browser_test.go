@@ -39,7 +39,7 @@ var shopperInternalWords = []string{"launch context", "launch_context", "hash", 
 // message, so that a wrong mapping fails, not only an English leak.
 type shopperErrorCase struct {
 	name string
-	open func() string // navigates and returns the page's path
+	open func() // navigates to the page, and acts on it where the refusal needs a tap
 	want map[string]string
 }
 
@@ -57,7 +57,7 @@ func TestBrowserShopperPagesExplainThemselves(t *testing.T) {
 		return u[strings.Index(u, "/q/"):]
 	}
 	teaPath := qrPath(shop.itemID)
-	soldOutItem := ta.call("POST", "/v1/items", shop.key, "", mergeMap(teaCard(0), map[string]any{"sku": "TEA-GONE", "title": "Old tea card"})).JSON(t)["id"].(string)
+	soldOutItem := ta.call("POST", "/v1/items", shop.key, "", itemWith(teaCard(0), map[string]any{"sku": "TEA-GONE", "title": "Old tea card"})).JSON(t)["id"].(string)
 	soldOutPath := qrPath(soldOutItem)
 	revokedCode := ta.call("POST", "/v1/qr-codes", shop.key, "", map[string]any{"item_id": shop.itemID, "placement": "old poster"}).JSON(t)
 	if r := ta.call("POST", "/v1/qr-codes/"+revokedCode["id"].(string)+"/revoke", shop.key, "", nil); r.Status != http.StatusOK {
@@ -104,62 +104,55 @@ func TestBrowserShopperPagesExplainThemselves(t *testing.T) {
 	run := 0
 	fresh := func(prefix string) string { run++; return prefix + strconv.Itoa(run) }
 	cases := []shopperErrorCase{
-		{"no-launch", func() string { goTo(teaPath); return teaPath },
+		{"no-launch", func() { goTo(teaPath) },
 			map[string]string{"en": "only works when your messenger opens it", "zh": "只能由聊天应用打开"}},
-		{"stale-launch", func() string {
+		{"stale-launch", func() {
 			stale := launchFor(fresh("s"), map[string]string{"auth_date": strconv.FormatInt(ta.clock.Now().Add(-15*time.Minute-11*time.Second).Unix(), 10)})
 			goTo(withLaunch(teaPath, stale))
-			return teaPath
 		}, map[string]string{"en": "that time is up", "zh": "现已超时"}},
-		{"tampered-launch", func() string {
+		{"tampered-launch", func() {
 			tampered := strings.Replace(launchFor("42", nil), "user_id=42", "user_id=43", 1)
 			goTo(withLaunch(teaPath, tampered))
-			return teaPath
 		}, map[string]string{"en": "could not confirm that your messenger opened this page", "zh": "无法确认此页面是由您的聊天应用打开的"}},
-		{"unknown-messenger", func() string {
+		{"unknown-messenger", func() {
 			unknown := payments.SignLaunch("ls_some_other_secret", map[string]string{"channel_id": "chn_nosuchchannelxxxxxxxxxxxx",
 				"user_id": "42", "auth_date": strconv.FormatInt(ta.clock.Now().Unix(), 10)})
 			goTo(withLaunch(teaPath, unknown))
-			return teaPath
 		}, map[string]string{"en": "could not confirm", "zh": "无法确认"}},
-		{"revoked-code", func() string { goTo(withLaunch(revokedPath, launchFor("42", nil))); return revokedPath },
+		{"revoked-code", func() { goTo(withLaunch(revokedPath, launchFor("42", nil))) },
 			map[string]string{"en": "This code is no longer valid", "zh": "此二维码已失效"}},
-		{"unknown-code", func() string {
+		{"unknown-code", func() {
 			goTo(withLaunch("/q/aaaaaaaaaaaaaaaaaaaaaaaaaa", launchFor("42", nil)))
-			return "/q/unknown"
 		}, map[string]string{"en": "could not find what this link points to", "zh": "找不到此链接指向的内容"}},
-		{"sold-out", func() string { goTo(withLaunch(soldOutPath, launchFor("42", nil))); return soldOutPath },
+		{"sold-out", func() { goTo(withLaunch(soldOutPath, launchFor("42", nil))) },
 			map[string]string{"en": "Sold out.", "zh": "已售罄"}},
-		{"limit-reached", func() string {
+		{"limit-reached", func() {
 			goTo(withLaunch(teaPath, launchFor("7", nil)))
 			if n := b.eval(`String(document.querySelectorAll('#buy').length)`); n != "0" {
 				t.Errorf("Buy now is still offered past the limit")
 			}
-			return teaPath
 		}, map[string]string{"en": "Limit reached", "zh": "已达限购数量"}},
-		{"card-declined", func() string {
+		{"card-declined", func() {
 			goTo(withLaunch(teaPath, launchFor(fresh("d"), nil))) // a new shopper: an empty wallet
 			b.do(chromedp.WaitVisible(chromedp.CSS("#card")), chromedp.SetValue(chromedp.CSS("#card"), sandbox.CardDeclined),
 				chromedp.Click(chromedp.CSS("#topup")), chromedp.WaitVisible(chromedp.CSS("[data-testid=error]")))
 			if kept := b.eval(`document.querySelector('#card').value`); kept != sandbox.CardDeclined {
 				t.Errorf("the card field reads %q after a decline, want the number typed", kept)
 			}
-			return teaPath
 		}, map[string]string{"en": "Your card was declined", "zh": "银行卡被拒"}},
-		{"page-out-of-date", func() string {
+		{"page-out-of-date", func() {
 			sh := fresh("k")
-			ta.fundUser(shop, sh)
+			ta.fundChannelUser(shop, sh)
 			goTo(withLaunch(teaPath, launchFor(sh, nil)))
 			// A form that lost its key (a page kept open from an old version).
 			b.do(chromedp.WaitVisible(chromedp.CSS("#buy")))
 			b.eval(`document.querySelector('input[name=idempotency_key]').value = ''; 'ok'`)
 			b.do(chromedp.Click(chromedp.CSS("#buy")), chromedp.WaitVisible(chromedp.CSS("[data-testid=message]")))
-			return teaPath
 		}, map[string]string{"en": "The page was out of date", "zh": "页面已过期"}},
 	}
 	for _, screen := range shopperScreens {
 		for _, lang := range []string{"zh-CN", "en"} {
-			b.do(emulate(screen.userAgent, lang, screen.width, screen.height))
+			b.do(emulateShopper(screen.userAgent, lang, screen.width, screen.height))
 			for _, c := range cases {
 				c.open()
 				assertPlain(screen.name+" "+c.name, lang, c.want[lang[:2]])
@@ -172,7 +165,7 @@ func TestBrowserShopperPagesExplainThemselves(t *testing.T) {
 	// the test cards' hint absent on a live instance, and "Top up and pay"
 	// pays in one tap with its pending state showing.
 	for _, screen := range shopperScreens {
-		b.do(emulate(screen.userAgent, "en", screen.width, screen.height))
+		b.do(emulateShopper(screen.userAgent, "en", screen.width, screen.height))
 		shopperID := fresh("t")
 		goTo(withLaunch(teaPath, launchFor(shopperID, nil)))
 		b.do(chromedp.WaitVisible(chromedp.CSS("#topup")))
@@ -208,9 +201,9 @@ func TestBrowserShopperPagesExplainThemselves(t *testing.T) {
 	// Buy now's pending state, then the language: the messenger's language
 	// code (ru) wins over the browser's English; the switch changes it and
 	// is remembered on the next visit.
-	b.do(emulate(shopperScreens[0].userAgent, "en", shopperScreens[0].width, shopperScreens[0].height))
+	b.do(emulateShopper(shopperScreens[0].userAgent, "en", shopperScreens[0].width, shopperScreens[0].height))
 	russian := fresh("r")
-	ta.fundUser(shop, russian)
+	ta.fundChannelUser(shop, russian)
 	russianLaunch := launchFor(russian, map[string]string{"language_code": "ru"})
 	goTo(withLaunch(teaPath, russianLaunch))
 	assertPlain("russian checkout", "ru", "Купить")
@@ -290,8 +283,8 @@ func TestCanceledTopUpIsNotAServerError(t *testing.T) {
 	}
 }
 
-// emulate sets the browser's user agent, language and viewport.
-func emulate(userAgent, lang string, width, height int64) chromedp.Action[chromedp.Void] {
+// emulateShopper sets the browser's user agent, language and viewport.
+func emulateShopper(userAgent, lang string, width, height int64) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, target *chromedp.Target) error {
 		if _, err := cdp.Call(ctx, target, emulation.SetUserAgentOverride,
 			emulation.SetUserAgentOverrideParams{UserAgent: userAgent, AcceptLanguage: lang}); err != nil {
@@ -302,8 +295,8 @@ func emulate(userAgent, lang string, width, height int64) chromedp.Action[chrome
 	})
 }
 
-// fundUser funds the wallet of the channel's shopper userID.
-func (ta *testApp) fundUser(shop teaShop, userID string) {
+// fundChannelUser funds the wallet of the channel's shopper userID.
+func (ta *testApp) fundChannelUser(shop teaShop, userID string) {
 	ta.t.Helper()
 	shopper, err := ta.app.payments.EnsureShopper(context.Background(), ta.db, shop.channel.Channel.ID, userID, "Li Wei")
 	if err != nil {
@@ -312,7 +305,7 @@ func (ta *testApp) fundUser(shop teaShop, userID string) {
 	ta.fund(shopper.ID, 10_000, "CNY")
 }
 
-func mergeMap(base, extra map[string]any) map[string]any {
+func itemWith(base, extra map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, v := range base {
 		out[k] = v
@@ -332,7 +325,7 @@ func TestShopperCheckoutAccessibility(t *testing.T) {
 	shop := ta.teaShop(500)
 	code := ta.call("POST", "/v1/qr-codes", shop.key, "", map[string]any{"item_id": shop.itemID, "placement": "counter"}).JSON(t)["url"].(string)
 	path := code[strings.Index(code, "/q/"):]
-	ta.fundUser(shop, "funded")
+	ta.fundChannelUser(shop, "funded")
 	ta.buy(shop, "limited", map[string]int{shop.itemID: 2})
 	page := func(userID string) string {
 		return ta.URL + path + "?launch=" + url.QueryEscape(ta.launch(shop.channel, userID, "Li Wei"))
