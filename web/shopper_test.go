@@ -100,7 +100,7 @@ func TestPageLanguage(t *testing.T) {
 	e := echo.New()
 	cases := []struct {
 		name, target, cookie, messenger, accept, want string
-		remembers                                      bool
+		remembers                                     bool
 	}{
 		{"browser", "/q/x", "", "", "zh-CN,zh;q=0.9", "zh", false},
 		{"messenger over browser", "/q/x", "", "ru", "en-US", "ru", false},
