@@ -236,16 +236,27 @@ func TestBrowserShopperPagesExplainThemselves(t *testing.T) {
 	assertVerifyClean(t, ta)
 }
 
-// A sandbox instance names its test cards on the top-up form; a live one
-// never does (the browser test above).
+// A sandbox instance names its test cards on the top-up form (a live one
+// never does: the browser test above), and with its "Test mode" band and
+// the hint the Top up button still shows without scrolling in WeChat on a
+// small phone.
 func TestCardHintOnlyInSandbox(t *testing.T) {
 	ta := startTestAppWith(t, storyStart, func(cfg *appConfig) { cfg.Sandbox = true })
 	shop := ta.teaShop(5)
 	code := ta.call("POST", "/v1/qr-codes", shop.key, "", map[string]any{"item_id": shop.itemID, "placement": "counter"}).JSON(t)["url"].(string)
-	page := ta.get(code[strings.Index(code, "/q/"):] + "?launch=" + url.QueryEscape(ta.launch(shop.channel, "42", "Li Wei")))
+	checkout := code[strings.Index(code, "/q/"):] + "?launch=" + url.QueryEscape(ta.launch(shop.channel, "42", "Li Wei"))
+	page := ta.get(checkout)
 	if page.Status != http.StatusOK || !strings.Contains(string(page.Body), `data-testid="card-hint"`) || !strings.Contains(string(page.Body), "4242 4242 4242 4242") {
 		t.Fatalf("sandbox top-up form without the test cards: %d\n%s", page.Status, page.Body)
 	}
+	b := startBrowser(t)
+	phone := shopperScreens[0]
+	b.do(emulateShopper(phone.userAgent, "zh-CN", phone.width, phone.height), chromedp.Navigate(ta.URL+checkout),
+		chromedp.WaitVisible(chromedp.CSS("#topup")))
+	if bottom, _ := strconv.ParseFloat(b.eval(`String(document.querySelector('#topup').getBoundingClientRect().bottom)`), 64); bottom > float64(phone.height) || bottom == 0 {
+		t.Errorf("in a sandbox the Top up button ends at %.0f px on a %d px screen", bottom, phone.height)
+	}
+	b.screenshot("phone-sandbox-topup")
 }
 
 // A shopper who leaves while the top-up is being charged is not a server
