@@ -106,6 +106,7 @@ type refundView struct {
 	Coupons        []payments.Coupon // those still refundable, vouchers refunded whole
 	ProductsLeft   string            // "" when the order has no products left to refund
 	Everything     string            // all that is refundable now
+	Nothing        bool              // nothing is left to refund: no form
 	Reasons        []struct{ Value, Label string }
 	Form           refundForm
 	IdempotencyKey string // one refund per rendering of the page, whatever the clicks
@@ -172,7 +173,7 @@ func (d *Dashboard) showRefund(c echo.Context, form refundForm, err error) error
 		view.ProductsLeft = minorText(left, o.Currency)
 	}
 	everything := refundableMinor(o, coupons)
-	view.Everything = minorText(everything, o.Currency)
+	view.Everything, view.Nothing = minorText(everything, o.Currency), everything == 0
 	pg := newPage(c, "Refund order "+o.ID, "orders", view)
 	status := http.StatusOK
 	if err != nil {
@@ -181,8 +182,6 @@ func (d *Dashboard) showRefund(c echo.Context, form refundForm, err error) error
 			return d.renderError(c, err)
 		}
 		pg.Error, pg.Fields, status = p.Detail, p.Fields, p.Status()
-	} else if everything == 0 {
-		pg.Error = "Nothing is left to refund on this order."
 	}
 	return d.renderPage(c, status, "dash_refund.html", pg)
 }

@@ -251,6 +251,9 @@ func TestDashboardRefundsAnOrder(t *testing.T) {
 	if strings.Contains(after, `id="refund-order"`) {
 		t.Fatal("a fully refunded order still offers a refund")
 	}
+	if _, page := staff.get("/dashboard/orders/" + orderID + "/refund"); !strings.Contains(page, `data-testid="nothing-to-refund"`) || strings.Contains(page, `id="confirm-refund"`) {
+		t.Fatal("the refund page of a fully refunded order still offers a refund")
+	}
 	assertVerifyClean(t, ta)
 }
 
