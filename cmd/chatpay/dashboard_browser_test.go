@@ -256,7 +256,8 @@ func TestDashboardOnAPhone(t *testing.T) {
 	pages := []string{"/dashboard/webhooks/" + endpoint.ID, qrPage + "/poster", "/dashboard", "/dashboard/items", "/dashboard/items/new", "/dashboard/items/" + teaID,
 		"/dashboard/items/" + teaID + "/deactivate", "/dashboard/qr", qrPage, "/dashboard/orders",
 		"/dashboard/orders/" + orderID, "/dashboard/orders/" + orderID + "/refund", "/dashboard/redemptions",
-		"/dashboard/till", "/dashboard/money", "/dashboard/integrations", "/dashboard/settings"}
+		"/dashboard/till", "/dashboard/money", "/dashboard/integrations", "/dashboard/settings",
+		"/dashboard/orders/ord_unknown", "/dashboard/login", "/dashboard/signup"}
 	for _, phone := range []bool{true, false} {
 		b.atViewport(phone)
 		for _, path := range pages {
