@@ -267,6 +267,10 @@ func TestDashboardOnAPhone(t *testing.T) {
 	}
 	b.do(chromedp.Navigate(ta.URL+"/dashboard/orders"), chromedp.WaitVisible(chromedp.CSS("[data-testid=order-row]")))
 	b.screenshot("laptop-orders")
+	b.do(chromedp.Navigate(ta.URL+"/dashboard"), chromedp.WaitVisible(chromedp.CSS("[data-testid=sales-chart] svg")))
+	b.screenshot("laptop-overview")
+	b.do(chromedp.Navigate(ta.URL+"/dashboard/orders/"+orderID+"/refund"), chromedp.WaitVisible(chromedp.CSS("#confirm-refund")))
+	b.screenshot("laptop-refund")
 
 	// Accessibility of home, orders, the item editor and the till.
 	checked := map[string]string{"home": "/dashboard", "orders": "/dashboard/orders", "item-editor": "/dashboard/items/" + teaID, "till": "/dashboard/till"}
