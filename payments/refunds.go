@@ -368,3 +368,49 @@ func (s *Service) OrderRefunds(ctx context.Context, merchantID, orderID string) 
 	}
 	return out, nil
 }
+
+// Refundable is what an order has left to refund, as Refund would plan it.
+type Refundable struct {
+	Order    Order
+	Products money.Amount // of the product lines, refundable by amount
+	Coupons  []Coupon     // unredeemed vouchers, each refundable whole
+	Total    money.Amount // all of it: what a refund of everything gives back
+}
+
+// OrderRefundable tells a merchant what an order has left to refund: the
+// dashboard's refund page offers exactly that. The numbers follow
+// planRefund's rules (products by amount, net of earlier product refunds;
+// vouchers whole while unredeemed), read without locks: Refund checks again.
+func (s *Service) OrderRefundable(ctx context.Context, merchantID, orderID string) (Refundable, error) {
+	o, err := s.MerchantOrder(ctx, merchantID, orderID)
+	if err != nil {
+		return Refundable{}, err
+	}
+	currency, err := money.ParseCurrency(o.Currency)
+	if err != nil {
+		return Refundable{}, fmt.Errorf("order currency: %w", err)
+	}
+	coupons, err := s.OrderCoupons(ctx, o.ID)
+	if err != nil {
+		return Refundable{}, err
+	}
+	var products, productsRefunded, vouchers int64
+	for _, l := range o.Lines {
+		if l.Kind != "voucher" {
+			products += l.UnitPriceMinor * int64(l.Quantity)
+		}
+	}
+	const refunded = `SELECT COALESCE(sum(product_minor), 0) FROM refunds WHERE order_id = $1`
+	if err := s.db.GetContext(ctx, &productsRefunded, refunded, o.ID); err != nil {
+		return Refundable{}, fmt.Errorf("refunded products: %w", err)
+	}
+	r := Refundable{Order: o, Products: money.New(max(0, products-productsRefunded), currency)}
+	for _, c := range coupons {
+		if refundableCoupon(c) == nil {
+			r.Coupons = append(r.Coupons, c)
+			vouchers += c.ValueMinor
+		}
+	}
+	r.Total = money.New(min(r.Products.Minor+vouchers, o.TotalMinor-o.RefundedMinor), currency)
+	return r, nil
+}

@@ -57,10 +57,11 @@ type orderView struct {
 func (d *Dashboard) order(c echo.Context) error {
 	ctx := c.Request().Context()
 	m := merchantOf(c)
-	o, err := d.deps.Payments.MerchantOrder(ctx, m.ID, c.Param("id"))
+	refundable, err := d.deps.Payments.OrderRefundable(ctx, m.ID, c.Param("id"))
 	if err != nil {
 		return d.renderError(c, err)
 	}
+	o := refundable.Order
 	coupons, err := d.deps.Payments.OrderCoupons(ctx, o.ID)
 	if err != nil {
 		return d.renderError(c, err)
@@ -69,7 +70,7 @@ func (d *Dashboard) order(c echo.Context) error {
 	if err != nil {
 		return d.renderError(c, err)
 	}
-	view := orderView{Order: o, Coupons: coupons, Refunds: refunds, Refundable: refundableMinor(o, coupons) > 0}
+	view := orderView{Order: o, Coupons: coupons, Refunds: refunds, Refundable: refundable.Total.Minor > 0}
 	return d.renderPage(c, http.StatusOK, "dash_order.html", newPage(c, "Order "+o.ID, "orders", view))
 }
 
@@ -112,42 +113,6 @@ type refundView struct {
 	IdempotencyKey string // one refund per rendering of the page, whatever the clicks
 }
 
-// productsLeftMinor is what the order's products (lines that are not
-// vouchers) have left to refund: refunds of vouchers are whole vouchers.
-func productsLeftMinor(o payments.Order, coupons []payments.Coupon) int64 {
-	var products, vouchersRefunded int64
-	for _, l := range o.Lines {
-		if l.Kind != "voucher" {
-			products += l.UnitPriceMinor * int64(l.Quantity)
-		}
-	}
-	for _, cp := range coupons {
-		if cp.Status == payments.CouponRefunded {
-			vouchersRefunded += cp.ValueMinor
-		}
-	}
-	return max(0, products-(o.RefundedMinor-vouchersRefunded))
-}
-
-// refundableCoupons are the vouchers a refund may still give back.
-func refundableCoupons(coupons []payments.Coupon) []payments.Coupon {
-	var out []payments.Coupon
-	for _, cp := range coupons {
-		if cp.Status == payments.CouponActive && cp.UsesLeft == cp.UsesTotal {
-			out = append(out, cp)
-		}
-	}
-	return out
-}
-
-func refundableMinor(o payments.Order, coupons []payments.Coupon) int64 {
-	total := productsLeftMinor(o, coupons)
-	for _, cp := range refundableCoupons(coupons) {
-		total += cp.ValueMinor
-	}
-	return min(total, o.TotalMinor-o.RefundedMinor)
-}
-
 func (d *Dashboard) refundPage(c echo.Context) error {
 	form := refundForm{Scope: refundAll}
 	if id := c.QueryParam("coupon_id"); id != "" {
@@ -159,21 +124,16 @@ func (d *Dashboard) refundPage(c echo.Context) error {
 // showRefund renders the refund page, with err's problems when a refund
 // was refused or the form was wrong; each rendering has a new key.
 func (d *Dashboard) showRefund(c echo.Context, form refundForm, err error) error {
-	ctx := c.Request().Context()
-	o, loadErr := d.deps.Payments.MerchantOrder(ctx, merchantOf(c).ID, c.Param("id"))
+	r, loadErr := d.deps.Payments.OrderRefundable(c.Request().Context(), merchantOf(c).ID, c.Param("id"))
 	if loadErr != nil {
 		return d.renderError(c, loadErr)
 	}
-	coupons, loadErr := d.deps.Payments.OrderCoupons(ctx, o.ID)
-	if loadErr != nil {
-		return d.renderError(c, loadErr)
+	o := r.Order
+	view := refundView{Order: o, Coupons: r.Coupons, Reasons: refundReasons, Form: form, IdempotencyKey: newKey(),
+		Everything: r.Total.String(), Nothing: r.Total.Minor == 0}
+	if r.Products.Minor > 0 {
+		view.ProductsLeft = r.Products.String()
 	}
-	view := refundView{Order: o, Coupons: refundableCoupons(coupons), Reasons: refundReasons, Form: form, IdempotencyKey: newKey()}
-	if left := productsLeftMinor(o, coupons); left > 0 {
-		view.ProductsLeft = minorText(left, o.Currency)
-	}
-	everything := refundableMinor(o, coupons)
-	view.Everything, view.Nothing = minorText(everything, o.Currency), everything == 0
 	pg := newPage(c, "Refund order "+o.ID, "orders", view)
 	status := http.StatusOK
 	if err != nil {
@@ -271,14 +231,6 @@ func (d *Dashboard) refundRequest(ctx context.Context, merchantID, orderID strin
 		return req, problem.Invalid(fields...)
 	}
 	return req, nil
-}
-
-func minorText(minor int64, currency string) string {
-	c, err := money.ParseCurrency(currency)
-	if err != nil {
-		return fmt.Sprint(minor)
-	}
-	return money.New(minor, c).String()
 }
 
 func (d *Dashboard) redemptions(c echo.Context) error {
