@@ -25,9 +25,10 @@ const (
 	OrderRefunded          = "refunded"
 )
 
-// Order is a paid checkout.
+// Order is a paid purchase.
 type Order struct {
-	ID                  string        `db:"id"`
+	ID string `db:"id"`
+	// CheckoutID is the checkout the order paid; "" for a one-call purchase.
 	CheckoutID          string        `db:"checkout_id"`
 	MerchantID          string        `db:"merchant_id"`
 	ShopperID           string        `db:"shopper_id"`
@@ -53,12 +54,15 @@ type OrderLine struct {
 	UnitPriceMinor int64  `db:"unit_price_minor"`
 }
 
-func (s *Service) insertOrder(ctx context.Context, tx *sqlx.Tx, o Order) error {
+// insertOrder writes o and its lines; qrID is the code a one-call purchase
+// was bought from, if any (a checkout records its own).
+func (s *Service) insertOrder(ctx context.Context, tx *sqlx.Tx, o Order, qrID string) error {
 	const insert = `
-		INSERT INTO orders (id, checkout_id, merchant_id, shopper_id, chat_id, currency, total_minor, status, ledger_transaction_id, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
-	if _, err := s.stmts.Exec(ctx, tx, insert, o.ID, o.CheckoutID, o.MerchantID, o.ShopperID, o.ChatID, o.Currency,
-		o.TotalMinor, o.Status, o.LedgerTransactionID, o.CreatedAt); err != nil {
+		INSERT INTO orders (id, checkout_id, merchant_id, shopper_id, chat_id, currency, total_minor, status, ledger_transaction_id, created_at, qr_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+	if _, err := s.stmts.Exec(ctx, tx, insert, o.ID, sql.NullString{String: o.CheckoutID, Valid: o.CheckoutID != ""},
+		o.MerchantID, o.ShopperID, o.ChatID, o.Currency, o.TotalMinor, o.Status, o.LedgerTransactionID, o.CreatedAt,
+		sql.NullString{String: qrID, Valid: qrID != ""}); err != nil {
 		if database.IsUniqueViolation(err, "orders_checkout_key") {
 			// The checkout row lock makes this unreachable; the constraint is the second check.
 			return problem.New(problem.KindConflict, CodeAlreadyPaid, "this checkout is already paid")
@@ -76,7 +80,7 @@ func (s *Service) insertOrder(ctx context.Context, tx *sqlx.Tx, o Order) error {
 	return nil
 }
 
-const orderColumns = `id, checkout_id, merchant_id, shopper_id, chat_id, currency, total_minor, refunded_minor, status, ledger_transaction_id, created_at`
+const orderColumns = `id, COALESCE(checkout_id, '') AS checkout_id, merchant_id, shopper_id, chat_id, currency, total_minor, refunded_minor, status, ledger_transaction_id, created_at`
 
 func loadOrderLines(ctx context.Context, q sqlx.QueryerContext, o *Order) error {
 	const lines = `SELECT line_no, item_id, sku, title, category, kind, quantity, unit_price_minor FROM order_lines WHERE order_id = $1 ORDER BY line_no`

@@ -10,8 +10,8 @@ import (
 	"testing"
 )
 
-// TestOnePurchasePath holds the three callers of a purchase to Buy: the
-// shopper page's "Buy now", the channel API's confirm and the bench's
+// TestOnePurchasePath holds the callers of a purchase to Buy: the shopper
+// page's "Buy now", the channel API's one-call purchase and confirm and the bench's
 // direct purchase. Each must call Buy and none may run a step of a purchase
 // itself (resolve or consume a code, take stock, post to the ledger, open a
 // till code), so that what the bench measures and what every shopper runs
@@ -21,6 +21,7 @@ func TestOnePurchasePath(t *testing.T) {
 	callers := []struct{ dir, receiver, name string }{
 		{"../web", "Shopper", "buy"},
 		{".", "HTTP", "confirm"},
+		{".", "HTTP", "purchase"},
 		{"../cmd/chatpay", "benchApp", "Purchase"},
 	}
 	steps := []string{"Resolve", "Consume", "TakeStock", "ReturnStock", "Post", "CreateDynamic", "confirm", "payTillCheckout"}
