@@ -170,7 +170,13 @@ func (e *env) run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return r, err
 	}
-	progress(e.opts, "seeded in %.1f s", time.Since(seedStart).Seconds())
+	// Seeding loads tables faster than autovacuum analyses them; plans built
+	// on empty-table statistics (and kept by prepared statements) would
+	// scan what they should look up.
+	if _, err := e.db.ExecContext(ctx, `ANALYZE`); err != nil {
+		return r, fmt.Errorf("analyze after seeding: %w", err)
+	}
+	progress(e.opts, "seeded and analysed in %.1f s", time.Since(seedStart).Seconds())
 	if e.opts.Baseline {
 		r.Pgbench = e.runPgbench(ctx)
 		if r.Lean, err = e.runLean(ctx, w); err != nil {
