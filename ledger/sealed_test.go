@@ -128,3 +128,29 @@ func TestPostingsSealedInPlainSQL(t *testing.T) {
 		t.Errorf("the first transaction has %d postings (%v), want its 2", stored, err)
 	}
 }
+
+// TestPostReportsBalanceAfter: a post answers the changed wallet's whole
+// balance after it (the receipt's figure), the same as reading it.
+func TestPostReportsBalanceAfter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, db := newLedger(t)
+	top := mustPost(t, l, db, topUp("t1", "s1", 500))
+	bought := mustPost(t, l, db, sale("sale1", "s1", "m1", 120))
+	for _, p := range []Posted{top, bought} {
+		if p.After == nil || p.After.Account != ShopperWallet("s1") || p.After.Currency != cny {
+			t.Fatalf("post %s: After = %+v", p.Key, p.After)
+		}
+	}
+	read, err := l.Balance(ctx, db, ShopperWallet("s1"), cny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if top.After.Balance != 500 || bought.After.Balance != 380 || read != 380 {
+		t.Errorf("after top-up %d, after sale %d, read %d; want 500, 380, 380", top.After.Balance, bought.After.Balance, read)
+	}
+	replay := mustPost(t, l, db, sale("sale1", "s1", "m1", 120))
+	if !replay.Replayed || replay.After != nil {
+		t.Errorf("replay: Replayed %v, After %+v", replay.Replayed, replay.After)
+	}
+}

@@ -201,10 +201,17 @@ func (l *Ledger) post(ctx context.Context, q sqlx.ExtContext, t Transaction, rev
 		}
 		switch out.Outcome {
 		case "posted":
-			return Posted{
+			posted := Posted{
 				ID: out.TransactionID.Int64, Key: t.Key, Description: t.Description, ReversesID: reversesID,
 				Postings: slices.Clone(t.Postings), CreatedAt: now,
-			}, nil
+			}
+			for _, p := range t.Postings {
+				if out.Balance.Valid && p.Account.Code() == out.AccountCode.String && p.Currency.Code() == out.AccountCurrency.String {
+					posted.After = &BalanceAfter{Account: p.Account, Currency: p.Currency, Balance: out.Balance.Int64}
+					break
+				}
+			}
+			return posted, nil
 		case "replayed":
 			posted, err := l.Transaction(ctx, q, out.TransactionID.Int64)
 			posted.Replayed = true

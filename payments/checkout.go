@@ -381,12 +381,16 @@ func (s *Service) pay(ctx context.Context, tx *sqlx.Tx, sl sale) (Receipt, error
 		return Receipt{}, fmt.Errorf("sale currency: %w", err)
 	}
 	order := sl.order
+	var wallet *int64 // the wallet's balance after the sale, when the post said
 	if order.TotalMinor > 0 {
 		posted, err := s.ledger.Post(ctx, tx, saleTransaction(sl, currency, s.fee))
 		if err != nil {
 			return Receipt{}, err
 		}
 		order.LedgerTransactionID = sql.NullInt64{Int64: posted.ID, Valid: true}
+		if a := posted.After; a != nil && a.Account == ledger.ShopperWallet(sl.shopper.ID) && a.Currency == currency {
+			wallet = &a.Balance
+		}
 	}
 	for _, l := range sl.lines {
 		order.Lines = append(order.Lines, OrderLine{
@@ -404,7 +408,7 @@ func (s *Service) pay(ctx context.Context, tx *sqlx.Tx, sl sale) (Receipt, error
 	if err := s.enqueuePaid(ctx, tx, order, coupons, sl.shopper, sl.merchant, currency); err != nil {
 		return Receipt{}, err
 	}
-	return s.receipt(ctx, tx, order, coupons, sl.shopper, currency, sl.lines, sl.merchant)
+	return s.receipt(ctx, tx, order, coupons, sl.shopper, currency, sl.lines, wallet)
 }
 
 // checkPayable refuses a checkout that is no longer open at now.
