@@ -237,6 +237,12 @@ func (e *env) runScenario(ctx context.Context, name string, w *world, r *Report)
 	if perr := prof.stop(); perr != nil && err == nil {
 		err = perr
 	}
+	if res != nil && prof.split.ok && res.Purchases > 0 {
+		paid := float64(res.Purchases)
+		res.ServerCPUMsPerPurchase = round(float64(prof.split.server.Microseconds())/1000/paid, 2)
+		res.ClientCPUMsPerPurchase = round(float64(prof.split.clients.Microseconds())/1000/paid, 2)
+		res.OtherGoCPUMsPerPurchase = round(float64(prof.split.rest.Microseconds())/1000/paid, 2)
+	}
 	if err != nil {
 		return res, err
 	}
