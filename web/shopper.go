@@ -56,8 +56,8 @@ type Shopper struct {
 func NewShopper(p *payments.Service, c *catalog.Service, idem *idempotency.Store, logger *slog.Logger, now func() time.Time) *Shopper {
 	return &Shopper{
 		payments: p, catalog: c, idempotency: idem, logger: logger,
-		templates: template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/checkout.html", "templates/receipt.html",
-			"templates/message.html", "templates/layout.html")),
+		templates: template.Must(template.New("").Funcs(funcs).Funcs(couponFuncs).ParseFS(templateFS, "templates/checkout.html",
+			"templates/receipt.html", "templates/coupon.html", "templates/wallet.html", "templates/message.html", "templates/layout.html")),
 		now: now,
 	}
 }
@@ -72,6 +72,7 @@ func (h *Shopper) Register(g *echo.Group) {
 	g.POST("/tg/:channel", h.telegramEntry) // a page that posts initData
 	g.GET("/o/:token", h.chooserPage)
 	g.GET("/o/:token/go", h.chooseMessenger)
+	h.registerCoupons(g) // coupon.go: coupon links, My coupons, static files
 }
 
 var funcs = template.FuncMap{
@@ -362,83 +363,6 @@ func (h *Shopper) runWaitingForFirstTap(ctx context.Context, req idempotency.Req
 		}
 		return resp, err
 	}
-}
-
-type couponView struct {
-	payments.Coupon
-	QRSVG template.HTML
-}
-
-type receiptView struct {
-	T        *shopperText
-	Order    payments.Order
-	Total    money.Amount
-	Merchant catalog.Merchant
-	Coupons  []couponView
-	Wallet   money.Amount
-	Lines    []lineView
-	Refresh  int // seconds between reloads while a coupon QR is shown; 0: none
-}
-
-type lineView struct {
-	payments.OrderLine
-	Price money.Amount
-}
-
-func (h *Shopper) receiptPage(c echo.Context) error {
-	ctx := c.Request().Context()
-	shopper, verified, err := h.shopperFromRequest(c, launchParam(c))
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	order, err := h.payments.ShopperOrder(ctx, shopper.ID, c.Param("id"))
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	currency, err := money.ParseCurrency(order.Currency)
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	merchant, err := h.catalog.Merchant(ctx, order.MerchantID)
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	coupons, err := h.payments.OrderCoupons(ctx, order.ID)
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	wallet, err := h.payments.WalletBalance(ctx, shopper.ID, currency)
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	t := textForLaunch(c, verified)
-	view := receiptView{T: t, Order: order, Total: money.New(order.TotalMinor, currency), Merchant: merchant, Wallet: wallet}
-	for _, l := range order.Lines {
-		view.Lines = append(view.Lines, lineView{OrderLine: l, Price: money.New(l.UnitPriceMinor*int64(l.Quantity), currency)})
-	}
-	// The till checks the token at the merchant's time: a sandbox test clock.
-	now, err := h.payments.NowFor(ctx, order.MerchantID)
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	for _, cp := range coupons {
-		issued := cp.IssuedAt
-		cp.RulesText = catalog.RenderRules(cp.Rules, t.Lang, cp.Location(), &issued)
-		if cp.Status != payments.CouponActive {
-			// Redeemed, refunded or expired: no code to show at the till.
-			view.Coupons = append(view.Coupons, couponView{Coupon: cp})
-			continue
-		}
-		// The QR carries a token that changes every RedemptionTokenStep, so a
-		// screenshot passed around stops working; the page reloads itself.
-		svg, err := qr.SVG(payments.RedemptionQRContent(cp, now), couponQRSizePx)
-		if err != nil {
-			return h.renderProblem(c, err)
-		}
-		view.Coupons = append(view.Coupons, couponView{Coupon: cp, QRSVG: inlineSVG(svg)})
-		view.Refresh = int(payments.RedemptionTokenStep / time.Second)
-	}
-	return h.render(c, http.StatusOK, "receipt.html", view)
 }
 
 func newKey() string {
