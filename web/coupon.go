@@ -56,23 +56,17 @@ type couponCard struct {
 	SizePx      int
 	// QRSVG is the QR of the current step, drawn by the server: the page
 	// shows a code even before (or without) the script.
-	QRSVG      template.HTML
-	TypedCode  bool   // the merchant accepts the printed code, shown on tap
-	ValidUntil string // in the merchant's zone, the page's language
-	UsesLeft   int
-	Status     string // the plain words for a coupon that cannot be shown
-	Link       string // the coupon's own page (receipt cards)
+	QRSVG     template.HTML
+	TypedCode bool // the merchant accepts the printed code, shown on tap
+	UsesLeft  int
+	Status    string // the plain words for a coupon that cannot be shown
+	Link      string // the coupon's own page (receipt cards)
 }
 
 func (h *Shopper) couponCard(ct *couponText, lang string, cp payments.Coupon, merchant catalog.Merchant, now time.Time) (couponCard, error) {
 	issued := cp.IssuedAt
 	cp.RulesText = catalog.RenderRules(cp.Rules, lang, cp.Location(), &issued)
 	card := couponCard{C: ct, Coupon: cp, Showable: cp.Showable(now), UsesLeft: cp.UsesLeft}
-	if cp.ValidUntil.Valid {
-		// valid_until is the first instant it is no longer valid; people
-		// read "valid until" as the last day it is.
-		card.ValidUntil = fmt.Sprintf(ct.ValidUntil, cp.ValidUntil.Time.In(cp.Location()).Add(-time.Nanosecond).Format(ct.DateLayout))
-	}
 	if !card.Showable {
 		card.Status = couponStatusText(ct, cp, now)
 		return card, nil
@@ -182,11 +176,10 @@ type walletView struct {
 }
 
 type walletEntry struct {
-	Title      string
-	Rules      string
-	ValidUntil string
-	Price      money.Amount
-	URL        string
+	Title string
+	Rules string
+	Price money.Amount
+	URL   string
 }
 
 // walletPage is My coupons: the shopper's coupons of the link's shop that
@@ -226,7 +219,7 @@ func (h *Shopper) walletPage(c echo.Context) error {
 		if err != nil {
 			return h.renderCouponProblem(c, err)
 		}
-		view.Entries = append(view.Entries, walletEntry{Title: cp.Title, Rules: card.Coupon.RulesText, ValidUntil: card.ValidUntil,
+		view.Entries = append(view.Entries, walletEntry{Title: cp.Title, Rules: card.Coupon.RulesText,
 			Price: money.New(cp.ValueMinor, currency), URL: payments.CouponLinkPath + token + "/coupons/" + cp.ID})
 	}
 	return h.renderCoupon(c, http.StatusOK, "wallet.html", view)

@@ -19,7 +19,6 @@ type couponText struct {
 	NoScript          string
 	ShowTypedCode     string
 	TypedCodeHint     string
-	ValidUntil        string // "Valid until %s"
 	UsesLeft          string // "%d uses left"
 	StatusUsed        string
 	StatusRefunded    string
@@ -30,7 +29,6 @@ type couponText struct {
 	LinkNotFoundHint  string
 	CouponGoneTitle   string
 	CouponGoneMsg     string
-	DateLayout        string // Go layout of dates in this language
 }
 
 var couponEnglish = couponText{
@@ -47,7 +45,6 @@ var couponEnglish = couponText{
 	NoScript:          "This code is valid for about a minute. Reopen the link from your chat for a new one.",
 	ShowTypedCode:     "Till cannot scan? Show the code to type in",
 	TypedCodeHint:     "Only for the cashier to type in. Do not share it.",
-	ValidUntil:        "Valid until %s",
 	UsesLeft:          "%d uses left",
 	StatusUsed:        "You have used this coupon.",
 	StatusRefunded:    "This coupon was refunded: the money is back in your wallet. It cannot be used any more.",
@@ -58,7 +55,6 @@ var couponEnglish = couponText{
 	LinkNotFoundHint:  "Open the coupon again from the purchase message in your chat.",
 	CouponGoneTitle:   "Coupon not found",
 	CouponGoneMsg:     "This coupon is not among your coupons from this shop.",
-	DateLayout:        "2 Jan 2006",
 }
 
 var couponChinese = couponText{
@@ -75,7 +71,6 @@ var couponChinese = couponText{
 	NoScript:          "此码约一分钟内有效。请从聊天中重新打开链接获取新码。",
 	ShowTypedCode:     "收银台无法扫码？显示手动输入码",
 	TypedCodeHint:     "仅供收银员输入，请勿分享。",
-	ValidUntil:        "有效期至 %s",
 	UsesLeft:          "剩余 %d 次",
 	StatusUsed:        "此券已使用。",
 	StatusRefunded:    "此券已退款，款项已退回钱包，不能再使用。",
@@ -86,7 +81,6 @@ var couponChinese = couponText{
 	LinkNotFoundHint:  "请从聊天中的购买消息重新打开此券。",
 	CouponGoneTitle:   "未找到此券",
 	CouponGoneMsg:     "您在本店的券中没有这张券。",
-	DateLayout:        "2006年1月2日",
 }
 
 var couponRussian = couponText{
@@ -103,7 +97,6 @@ var couponRussian = couponText{
 	NoScript:          "Этот код действует около минуты. Чтобы получить новый, откройте ссылку из чата ещё раз.",
 	ShowTypedCode:     "Касса не сканирует? Показать код для ввода",
 	TypedCodeHint:     "Только для ввода кассиром. Никому его не пересылайте.",
-	ValidUntil:        "Действует до %s",
 	UsesLeft:          "Осталось использований: %d",
 	StatusUsed:        "Вы уже воспользовались этим купоном.",
 	StatusRefunded:    "Деньги за этот купон вернулись в ваш кошелёк. Им больше нельзя воспользоваться.",
@@ -114,7 +107,6 @@ var couponRussian = couponText{
 	LinkNotFoundHint:  "Откройте купон ещё раз из сообщения о покупке в чате.",
 	CouponGoneTitle:   "Купон не найден",
 	CouponGoneMsg:     "Среди ваших купонов этого магазина такого нет.",
-	DateLayout:        "02.01.2006",
 }
 
 // couponTextFor is the coupon wording for the language the shopper pages

@@ -140,12 +140,13 @@
   function registerWorker() {
     var app = document.querySelector('[data-worker]');
     if (app && 'serviceWorker' in navigator) {
+      var servedByWorker = Boolean(navigator.serviceWorker.controller);
       navigator.serviceWorker.register(app.dataset.worker, { scope: app.dataset.workerScope }).then(function () {
         return navigator.serviceWorker.ready;
       }).then(function (registration) {
         // The page that installed the worker loaded before it: ask it to
         // keep this page too, or the first visit would not open offline.
-        if (!navigator.serviceWorker.controller && registration.active) {
+        if (!servedByWorker && registration.active) {
           registration.active.postMessage({ keep: window.location.href });
         }
       }).catch(function () {
