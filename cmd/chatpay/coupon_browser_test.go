@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/base64"
 	"image/png"
+	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 	"github.com/makiuchi-d/gozxing"
 	gozxingqr "github.com/makiuchi-d/gozxing/qrcode"
 
+	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/payments"
 )
 
@@ -257,4 +260,89 @@ func TestBrowserCouponOfflineAllDay(t *testing.T) {
 		t.Errorf("a truncated link says %q", text)
 	}
 	assertVerifyClean(t, ta)
+}
+
+// getWithLanguage fetches a page as a phone set to language would.
+func (ta *testApp) getWithLanguage(link, language string) apiResponse {
+	ta.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, link, nil)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	req.Header.Set("Accept-Language", language)
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+// The coupon link's page without a browser: strict headers, the printed
+// code only behind a tap and only when the merchant accepts typed codes,
+// the shopper's language, and scripts served with cache headers.
+func TestCouponLinkPage(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(500)
+	_, coupons := ta.buy(shop, "42", map[string]int{shop.itemID: 1})
+	link := issuedRedeemURL(t, ta, coupons[0].ID)
+
+	page := ta.getWithLanguage(link, "en")
+	body := string(page.Body)
+	if page.Status != http.StatusOK {
+		t.Fatalf("coupon link: %d %s", page.Status, body)
+	}
+	csp := page.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self';") || strings.Contains(csp, "unsafe-eval") ||
+		strings.Contains(csp, "script-src 'self' 'unsafe-inline'") {
+		t.Errorf("coupon page CSP %q", csp)
+	}
+	if page.Header.Get("Referrer-Policy") != "no-referrer" || strings.Contains(body, "http-equiv") || strings.Contains(body, "<script>") {
+		t.Errorf("the coupon page leaks its link, reloads itself or runs inline script:\n%s", body)
+	}
+	if strings.Contains(body, "<details") || strings.Contains(body, `data-testid="coupon-code"`) {
+		t.Errorf("the printed code is offered although the merchant refuses typed codes")
+	}
+
+	allow := true
+	if _, err := ta.app.catalog.UpdateMerchant(context.Background(), shop.merchant.ID, catalog.MerchantPatch{AllowTypedCodes: &allow}); err != nil {
+		t.Fatal(err)
+	}
+	body = string(ta.getWithLanguage(link, "en").Body)
+	details := regexp.MustCompile(`(?s)<details class="typed"><summary>[^<]+</summary>\s*<p class="code" data-testid="coupon-code">` + coupons[0].Code + `</p>`)
+	if !details.MatchString(body) {
+		t.Errorf("with typed codes on, the code is not behind a tap:\n%s", body)
+	}
+
+	zh := string(ta.getWithLanguage(link, "zh-CN,zh;q=0.9").Body)
+	for _, want := range []string{`lang="zh"`, "请在收银台出示此码", "我在本店的全部券"} {
+		if !strings.Contains(zh, want) {
+			t.Errorf("the Chinese coupon page lacks %q", want)
+		}
+	}
+	cut := ta.getWithLanguage(link[:len(link)-3], "zh-CN")
+	if cut.Status != http.StatusNotFound || !strings.Contains(string(cut.Body), "此券链接无效") {
+		t.Errorf("a cut link in Chinese: %d %s", cut.Status, cut.Body)
+	}
+
+	script := regexp.MustCompile(`src="(/static/coupon\.js\?v=[0-9a-f]+)"`).FindStringSubmatch(body)
+	if script == nil {
+		t.Fatalf("no versioned coupon.js in the page")
+	}
+	js := ta.get(script[1])
+	if js.Status != http.StatusOK || !strings.Contains(js.Header.Get("Cache-Control"), "immutable") ||
+		!strings.HasPrefix(js.Header.Get("Content-Type"), "text/javascript") || js.Header.Get("ETag") == "" {
+		t.Errorf("coupon.js: %d %v", js.Status, js.Header)
+	}
+	if old := ta.get("/static/coupon.js?v=0"); old.Header.Get("Cache-Control") != "public, no-cache" {
+		t.Errorf("an old version is cached as %q", old.Header.Get("Cache-Control"))
+	}
+	worker := ta.get(payments.CouponLinkPath + "sw.js")
+	if worker.Status != http.StatusOK || worker.Header.Get("Cache-Control") != "no-cache" || strings.Contains(string(worker.Body), "__ASSETS__") {
+		t.Errorf("service worker: %d %v", worker.Status, worker.Header)
+	}
+	if r := ta.get("/static/coupon-sw.js"); r.Status != http.StatusNotFound {
+		t.Errorf("the worker's template is served as %d", r.Status)
+	}
 }
