@@ -19,7 +19,7 @@ DEADCODE    := golang.org/x/tools/cmd/deadcode@v0.52.0
 # document and fixtures are what the tests are checked against.
 STRIPE_MOCK_VERSION ?= v0.203.0
 
-.PHONY: run test build vet lint ensure-go ensure-postgres ensure-chromium ensure-stripe-mock ensure-auto-failover ha-drill restore-drill clean
+.PHONY: run test build vet lint ensure-go ensure-postgres ensure-chromium ensure-stripe-mock ensure-a11y ensure-auto-failover ha-drill restore-drill clean
 
 build: ensure-go
 	$(GO) build -o $(BIN) ./cmd/chatpay
@@ -27,7 +27,7 @@ build: ensure-go
 run: ensure-postgres build
 	./$(BIN) serve --demo
 
-test: ensure-go ensure-postgres ensure-chromium ensure-stripe-mock
+test: ensure-go ensure-postgres ensure-chromium ensure-stripe-mock ensure-a11y
 	$(GO) vet ./...
 	$(MAKE) --no-print-directory lint
 	$(GO) test $(GOTESTFLAGS) ./...
@@ -100,5 +100,18 @@ ensure-stripe-mock: ensure-go
 	GOBIN="$(CURDIR)/bin" $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION) || { \
 		echo "Installing stripe-mock failed. Install it yourself: GOBIN=$(CURDIR)/bin go install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)" >&2; exit 1; }
 
+# The browser tests' accessibility checkers (axe-core, Lighthouse), pinned by
+# .ci/a11y/package-lock.json; Node.js and npm from Debian's packages if missing.
+# Reinstalled when the lock file is newer than the installed tree.
+ensure-a11y:
+	@if [ -f .ci/a11y/node_modules/.package-lock.json ] && [ .ci/a11y/node_modules/.package-lock.json -nt .ci/a11y/package-lock.json ]; then exit 0; fi; \
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+		echo "Node.js or npm is missing; installing Debian's nodejs and npm packages for the accessibility checks..."; \
+		.ci/apt-install "Node.js (for the accessibility checks)" nodejs npm || exit 1; \
+	fi; \
+	echo "Installing the accessibility checkers (axe-core, Lighthouse) into .ci/a11y/node_modules..."; \
+	npm ci --prefix .ci/a11y --no-audit --no-fund --loglevel=error || { \
+		echo "Installing the accessibility checkers failed. Install them yourself: npm ci --prefix .ci/a11y" >&2; exit 1; }
+
 clean:
-	rm -rf bin
+	rm -rf bin .ci/a11y/node_modules
