@@ -346,3 +346,46 @@ func TestCouponLinkPage(t *testing.T) {
 		t.Errorf("the worker's template is served as %d", r.Status)
 	}
 }
+
+// The coupon page and My coupons pass axe-core with no violation and score
+// at least minLighthouseAccessibility in Lighthouse, on a phone and on a
+// laptop; the code behind a tap (typed codes on) is part of the check.
+func TestCouponPagesAccessible(t *testing.T) {
+	a11yTools(t)
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(500)
+	allow := true
+	if _, err := ta.app.catalog.UpdateMerchant(context.Background(), shop.merchant.ID, catalog.MerchantPatch{AllowTypedCodes: &allow}); err != nil {
+		t.Fatal(err)
+	}
+	_, coupons := ta.buy(shop, "42", map[string]int{shop.itemID: 2})
+	link := issuedRedeemURL(t, ta, coupons[0].ID)
+	wallet := link + "/wallet"
+
+	b := startBrowser(t)
+	for _, phone := range []bool{true, false} {
+		b.atViewport(phone)
+		screen := "1366"
+		if phone {
+			screen = "360"
+		}
+		b.do(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-qr] canvas")))
+		b.do(chromedp.Click(chromedp.CSS("details.typed summary")), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-code]")))
+		b.screenshot("coupon-typed-code-" + screen)
+		b.axe("coupon-" + screen)
+		b.do(chromedp.Navigate(wallet), chromedp.WaitVisible(chromedp.CSS("[data-testid=wallet]")))
+		b.screenshot("my-coupons-" + screen)
+		b.axe("my-coupons-" + screen)
+	}
+	if r := ta.redeem(shop.key, "", payments.RedemptionQRContent(coupons[1], ta.clock.Now()), nil); r.Status != http.StatusOK {
+		t.Fatalf("redeem: %d %s", r.Status, r.Body)
+	}
+	used := issuedRedeemURL(t, ta, coupons[1].ID)
+	b.atViewport(true)
+	b.do(chromedp.Navigate(used), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-status]")))
+	b.axe("coupon-used-360")
+
+	// Lighthouse takes a few seconds a page: the two pages a shopper
+	// uses, on both screens; the used coupon's page is axe's only.
+	lighthouseAccessibility(t, append(onBothScreens("coupon", link, nil), onBothScreens("my-coupons", wallet, nil)...)...)
+}
