@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -358,9 +359,10 @@ func TestCouponPagesAccessible(t *testing.T) {
 	if _, err := ta.app.catalog.UpdateMerchant(context.Background(), shop.merchant.ID, catalog.MerchantPatch{AllowTypedCodes: &allow}); err != nil {
 		t.Fatal(err)
 	}
-	_, coupons := ta.buy(shop, "42", map[string]int{shop.itemID: 2})
+	orderID, coupons := ta.buy(shop, "42", map[string]int{shop.itemID: 2})
 	link := issuedRedeemURL(t, ta, coupons[0].ID)
 	wallet := link + "/wallet"
+	receipt := ta.URL + "/receipts/" + orderID + "?launch=" + url.QueryEscape(ta.launch(shop.channel, "42", "Shopper 42"))
 
 	b := startBrowser(t)
 	for _, phone := range []bool{true, false} {
@@ -376,6 +378,9 @@ func TestCouponPagesAccessible(t *testing.T) {
 		b.do(chromedp.Navigate(wallet), chromedp.WaitVisible(chromedp.CSS("[data-testid=wallet]")))
 		b.screenshot("my-coupons-" + screen)
 		b.axe("my-coupons-" + screen)
+		b.do(chromedp.Navigate(receipt), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-qr] canvas")))
+		b.screenshot("receipt-" + screen)
+		b.axe("receipt-" + screen)
 	}
 	if r := ta.redeem(shop.key, "", payments.RedemptionQRContent(coupons[1], ta.clock.Now()), nil); r.Status != http.StatusOK {
 		t.Fatalf("redeem: %d %s", r.Status, r.Body)
