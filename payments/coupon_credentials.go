@@ -34,9 +34,13 @@ const (
 	credentialFromReceipt = "receipt"
 )
 
-// CodeCouponLinkNotFound answers a coupon link whose token chatpay never
-// issued (mistyped, truncated by a messenger, or made up).
-const CodeCouponLinkNotFound = "coupon_link_not_found"
+// Refusals of a coupon link: a token chatpay never issued (mistyped, cut
+// by a messenger, or made up); a link whose own coupon is over, asked for
+// the shopper's other coupons.
+const (
+	CodeCouponLinkNotFound = "coupon_link_not_found"
+	CodeCouponLinkClosed   = "coupon_link_closed"
+)
 
 // CouponCredential is what a coupon link proves: this shopper holds this
 // coupon of this merchant.
@@ -127,7 +131,7 @@ func (s *Service) CredentialWallet(ctx context.Context, cred CouponCredential, n
 		return nil, err
 	}
 	if !own.Showable(now) {
-		return nil, problem.New(problem.KindNotFound, CodeCouponLinkNotFound, "this coupon link no longer opens the wallet")
+		return nil, problem.New(problem.KindNotFound, CodeCouponLinkClosed, "this coupon link no longer opens the wallet")
 	}
 	var coupons []Coupon
 	q := `SELECT ` + couponColumns + couponFrom + ` WHERE ` + walletCouponsWhere
@@ -148,6 +152,9 @@ func (s *Service) CredentialWallet(ctx context.Context, cred CouponCredential, n
 // keep working offline and after the launch context ends.
 func (s *Service) ReceiptCouponLinks(ctx context.Context, shopperID string, coupons []Coupon) (map[string]string, error) {
 	tokens := map[string]string{}
+	if len(coupons) == 0 {
+		return tokens, nil
+	}
 	err := withTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		for _, c := range coupons {
 			if c.ShopperID != shopperID {

@@ -68,7 +68,7 @@ func (h *Shopper) couponCard(ct *couponText, lang string, cp payments.Coupon, me
 	cp.RulesText = catalog.RenderRules(cp.Rules, lang, cp.Location(), &issued)
 	card := couponCard{C: ct, Coupon: cp, Showable: cp.Showable(now), UsesLeft: cp.UsesLeft}
 	if !card.Showable {
-		card.Status = couponStatusText(ct, cp, now)
+		card.Status = couponStatusText(ct, cp)
 		return card, nil
 	}
 	svg, err := qr.SVG(payments.RedemptionQRContent(cp, now), couponQRSizePx)
@@ -86,14 +86,14 @@ func (h *Shopper) couponCard(ct *couponText, lang string, cp payments.Coupon, me
 	return card, nil
 }
 
-func couponStatusText(ct *couponText, cp payments.Coupon, now time.Time) string {
-	switch {
-	case cp.Status == payments.CouponRedeemed:
+// couponStatusText words why a coupon shows no code: used, refunded, or
+// (status expired, or past its end before the expiry job ran) expired.
+func couponStatusText(ct *couponText, cp payments.Coupon) string {
+	switch cp.Status {
+	case payments.CouponRedeemed:
 		return ct.StatusUsed
-	case cp.Status == payments.CouponRefunded:
+	case payments.CouponRefunded:
 		return ct.StatusRefunded
-	case cp.Status == payments.CouponExpired, cp.ValidUntil.Valid && !now.Before(cp.ValidUntil.Time):
-		return ct.StatusExpired
 	}
 	return ct.StatusExpired
 }
@@ -133,7 +133,7 @@ func (h *Shopper) walletCouponPage(c echo.Context) error {
 	}
 	if !own.Showable(now) {
 		// The link's own coupon is over: it no longer opens the others.
-		return h.renderCouponProblem(c, problem.New(problem.KindNotFound, payments.CodeCouponLinkNotFound, "link closed"))
+		return h.renderCouponProblem(c, problem.New(problem.KindNotFound, payments.CodeCouponLinkClosed, "link closed"))
 	}
 	cp, err := h.payments.CredentialCoupon(ctx, cred, c.Param("id"))
 	if err != nil {
@@ -253,6 +253,9 @@ func (h *Shopper) renderCouponProblem(c echo.Context, err error) error {
 	t := textForLaunch(c, payments.Launch{})
 	ct := couponTextFor(t)
 	switch p.Code {
+	case payments.CodeCouponLinkClosed:
+		// The link's own page says what became of its coupon.
+		return c.Redirect(http.StatusSeeOther, payments.CouponLinkPath+c.Param("token"))
 	case payments.CodeCouponLinkNotFound:
 		return h.render(c, http.StatusNotFound, "message.html", messagePage{T: t, Title: ct.LinkNotFoundTitle,
 			Message: ct.LinkNotFoundMsg, Hint: ct.LinkNotFoundHint, Code: p.Code})

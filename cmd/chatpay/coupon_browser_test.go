@@ -339,6 +339,17 @@ func TestCouponLinkPage(t *testing.T) {
 	if old := ta.get("/static/coupon.js?v=0"); old.Header.Get("Cache-Control") != "public, no-cache" {
 		t.Errorf("an old version is cached as %q", old.Header.Get("Cache-Control"))
 	}
+	// Used, the link says so, and My coupons through it leads back there.
+	if r := ta.redeem(shop.key, "", payments.RedemptionQRContent(coupons[0], ta.clock.Now()), nil); r.Status != http.StatusOK {
+		t.Fatalf("redeem: %d %s", r.Status, r.Body)
+	}
+	if r := ta.get(strings.TrimPrefix(link, ta.URL) + "/wallet"); r.Status != http.StatusSeeOther || r.Header.Get("Location") != strings.TrimPrefix(link, ta.URL) {
+		t.Errorf("My coupons through a used coupon's link: %d %v", r.Status, r.Header)
+	}
+	if r := ta.get(strings.TrimPrefix(link, ta.URL)); !strings.Contains(string(r.Body), "You have used this coupon.") || strings.Contains(string(r.Body), "data-secret") {
+		t.Errorf("a used coupon's link: %d %s", r.Status, r.Body)
+	}
+
 	worker := ta.get(payments.CouponLinkPath + "sw.js")
 	if worker.Status != http.StatusOK || worker.Header.Get("Cache-Control") != "no-cache" || strings.Contains(string(worker.Body), "__ASSETS__") {
 		t.Errorf("service worker: %d %v", worker.Status, worker.Header)
