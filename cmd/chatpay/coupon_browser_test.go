@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"image/png"
 	"io"
 	"net/http"
@@ -66,20 +67,31 @@ func (b *browser) waitFor(expression string) string {
 // drew (read from the canvas's pixels with a QR decoder) and its time step.
 func (b *browser) couponQR() (content string, step int64) {
 	b.t.Helper()
-	drawn := b.waitFor(`document.querySelector('[data-testid=coupon-qr][data-content] canvas') &&
-		document.querySelector('[data-testid=coupon-qr]').dataset.content`)
-	png, err := base64.StdEncoding.DecodeString(b.eval(`document.querySelector('[data-testid=coupon-qr] canvas').toDataURL('image/png').split(',')[1]`))
+	b.waitFor(`document.querySelector('[data-testid=coupon-qr][data-content] canvas') ? 'drawn' : ''`)
+	// One evaluation, so the three agree even if a step ends meanwhile.
+	var drawn struct {
+		Content string `json:"content"`
+		Step    string `json:"step"`
+		PNG     string `json:"png"`
+	}
+	snapshot := b.eval(`(() => { const box = document.querySelector('[data-testid=coupon-qr]');
+		return JSON.stringify({content: box.dataset.content, step: box.dataset.step,
+			png: box.querySelector('canvas').toDataURL('image/png').split(',')[1]}); })()`)
+	if err := json.Unmarshal([]byte(snapshot), &drawn); err != nil {
+		b.t.Fatal(err)
+	}
+	png, err := base64.StdEncoding.DecodeString(drawn.PNG)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	if decoded := decodePureQR(b.t, png); decoded != drawn {
-		b.t.Fatalf("the canvas shows %q, the script says it drew %q", decoded, drawn)
+	if decoded := decodePureQR(b.t, png); decoded != drawn.Content {
+		b.t.Fatalf("the canvas shows %q, the script says it drew %q", decoded, drawn.Content)
 	}
-	step, err = strconv.ParseInt(b.eval(`document.querySelector('[data-testid=coupon-qr]').dataset.step`), 10, 64)
+	step, err = strconv.ParseInt(drawn.Step, 10, 64)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	return drawn, step
+	return drawn.Content, step
 }
 
 // showCoupon opens a coupon link as the shopper does at the till and
