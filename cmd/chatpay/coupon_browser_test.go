@@ -236,6 +236,11 @@ func TestBrowserCouponOfflineAllDay(t *testing.T) {
 		t.Errorf("My coupons lists %s coupons, want the one not yet used", entries)
 	}
 	b.screenshot("my-coupons")
+	// My coupons, once opened, opens offline too.
+	offlineNow.Store(true)
+	b.do(setOffline(true), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("[data-testid=wallet-coupon]")))
+	offlineNow.Store(false)
+	b.do(setOffline(false))
 	b.do(chromedp.Click(chromedp.CSS("[data-testid=wallet-coupon]")), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-qr] canvas")))
 	later, _ := b.couponQR()
 	if !strings.HasPrefix(later, payments.RedemptionQRPrefix+coupons[1].Code+":") {
