@@ -303,8 +303,25 @@ func (ta *testApp) getWithLanguage(link, language string) apiResponse {
 func TestCouponLinkPage(t *testing.T) {
 	ta := startTestApp(t, storyStart)
 	shop := ta.teaShop(500)
-	_, coupons := ta.buy(shop, "42", map[string]int{shop.itemID: 1})
+	orderID, coupons := ta.buy(shop, "42", map[string]int{shop.itemID: 1})
 	link := issuedRedeemURL(t, ta, coupons[0].ID)
+	token := strings.TrimPrefix(link, ta.URL+payments.CouponLinkPath)
+	if n := ta.count(`SELECT count(*) FROM coupon_credentials WHERE token_hash = sha256(convert_to($1, 'UTF8')) AND coupon_id = $2`, token, coupons[0].ID); n != 1 {
+		t.Fatalf("%d credentials hold the link's hash", n)
+	}
+	if n := ta.count(`SELECT count(*) FROM coupon_credentials c WHERE position(convert_to($1, 'UTF8') IN c.token_hash) > 0 OR c::text LIKE '%' || $1 || '%'`, token); n != 0 {
+		t.Fatalf("the link's token is stored in clear")
+	}
+	// Each view of the receipt mints a link of its own; a coupon keeps ten.
+	receipt := "/receipts/" + orderID + "?launch=" + url.QueryEscape(ta.launch(shop.channel, "42", "Shopper 42"))
+	for range 12 {
+		if r := ta.get(receipt); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `data-testid="coupon-link" href="/c/`) {
+			t.Fatalf("receipt: %d %s", r.Status, r.Body)
+		}
+	}
+	if n := ta.count(`SELECT count(*) FROM coupon_credentials WHERE coupon_id = $1 AND source = 'receipt'`, coupons[0].ID); n != 10 {
+		t.Errorf("%d receipt links kept, want 10", n)
+	}
 
 	page := ta.getWithLanguage(link, "en")
 	body := string(page.Body)
