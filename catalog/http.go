@@ -39,6 +39,47 @@ func (h *HTTP) Register(g *echo.Group) {
 	v1.GET("/items/:id", h.getItem, auth)
 	v1.PATCH("/items/:id", h.patchItem, auth)
 	v1.DELETE("/items/:id", h.deleteItem, auth)
+	v1.GET("/category-labels", h.getCategoryLabels, auth)
+	v1.PUT("/category-labels", h.putCategoryLabels, auth)
+}
+
+// categoryLabelsJSON is a merchant's category labels in requests and
+// responses.
+type categoryLabelsJSON struct {
+	Categories CategoryLabels `json:"categories"`
+}
+
+func (h *HTTP) getCategoryLabels(c echo.Context) error {
+	m, err := merchantOf(c)
+	if err != nil {
+		return err
+	}
+	labels, err := h.service.CategoryLabels(c.Request().Context(), m.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, categoryLabelsJSON{Categories: labels})
+}
+
+// putCategoryLabels replaces the merchant's labels: the same body twice
+// leaves the same labels, so a retry needs no idempotency key.
+func (h *HTTP) putCategoryLabels(c echo.Context) error {
+	m, err := merchantOf(c)
+	if err != nil {
+		return err
+	}
+	var in categoryLabelsJSON
+	if _, err := httpapi.BindJSON(c, &in); err != nil {
+		return err
+	}
+	if in.Categories == nil {
+		return problem.Field("categories", "required", "categories is required: an object of category → language → label ({} removes every label)")
+	}
+	labels, err := h.service.SetCategoryLabels(c.Request().Context(), m.ID, in.Categories)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, categoryLabelsJSON{Categories: labels})
 }
 
 // errNoMerchant guards handlers mounted without RequireMerchantKey: a

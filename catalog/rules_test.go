@@ -384,9 +384,9 @@ func TestRenderRules(t *testing.T) {
 		{"UnknownLanguageIsEnglish", teaCard(), "xx", nil,
 			"Valid 14:00–17:00 daily (Asia/Shanghai), not for coffee, for 3 months after purchase"},
 		{"ChineseAfterIssue", teaCard(), "zh-CN", &issued,
-			"每天 14:00–17:00（Asia/Shanghai） 可用，不适用于coffee，有效期至 2027年2月21日"},
+			"每天 14:00–17:00（Asia/Shanghai） 可用，不适用于“coffee”，有效期至 2027年2月21日"},
 		{"ChineseBeforeIssue", teaCard(), "zh", nil,
-			"每天 14:00–17:00（Asia/Shanghai） 可用，不适用于coffee，购买后 3个月 内有效"},
+			"每天 14:00–17:00（Asia/Shanghai） 可用，不适用于“coffee”，购买后 3个月 内有效"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 // than format strings because word order differs between languages; adding
 // a language is adding one entry to languages.
 type messages struct {
+	lang        string    // the language's primary subtag: "en"
 	days        [7]string // by time.Weekday
 	dayRange    string    // joins the first and last day of a run: "Mon–Fri"
 	listSep     string    // between list items: "Mon, Wed"
@@ -40,11 +41,15 @@ type messages struct {
 	units       func(n int, unit string) string // unit: year, month, week, day, hour, minute, second
 	unitJoiner  string
 	moneyFormat func(a money.Amount) string
+	// quote marks a merchant's category name that has no label in this
+	// language, so that it reads as a name: 不适用于“coffee”.
+	quote func(name string) string
 }
 
 var shortMonths = [...]string{"", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
 
 var english = messages{
+	lang:        "en",
 	days:        [7]string{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"},
 	dayRange:    "–",
 	listSep:     ", ",
@@ -83,9 +88,11 @@ var english = messages{
 	},
 	unitJoiner:  " ",
 	moneyFormat: func(a money.Amount) string { return a.String() },
+	quote:       func(name string) string { return name },
 }
 
 var chinese = messages{
+	lang:        "zh",
 	days:        [7]string{"周日", "周一", "周二", "周三", "周四", "周五", "周六"},
 	dayRange:    "至",
 	listSep:     "、",
@@ -115,16 +122,85 @@ var chinese = messages{
 	units:       func(n int, unit string) string { return strconv.Itoa(n) + chineseUnits[unit] },
 	unitJoiner:  "",
 	moneyFormat: func(a money.Amount) string { return a.String() },
+	quote:       func(name string) string { return "“" + name + "”" },
 }
 
 var chineseUnits = map[string]string{
 	"year": "年", "month": "个月", "week": "周", "day": "天", "hour": "小时", "minute": "分钟", "second": "秒",
 }
 
+var russianMonths = [...]string{"", "января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа",
+	"сентября", "октября", "ноября", "декабря"}
+
+var russian = messages{
+	lang:        "ru",
+	days:        [7]string{"вс", "пн", "вт", "ср", "чт", "пт", "сб"},
+	dayRange:    "–",
+	listSep:     ", ",
+	groupSep:    "; ",
+	orWord:      " или ",
+	clauseSep:   ", ",
+	sentenceSep: ". ",
+	daily:       func(times string) string { return "ежедневно " + times },
+	onDays:      func(days, times string) string { return days + " " + times },
+	valid:       func(schedule string) string { return "Действует " + schedule },
+	anyTime:     "в любое время",
+	zone:        func(name string) string { return " (" + name + ")" },
+	onlyFor:     func(list string) string { return "только для: " + list },
+	notFor:      func(list string) string { return "не действует для: " + list },
+	minSpend:    func(amount string) string { return "при заказе от " + amount },
+	amountOff:   func(amount string) string { return "Скидка " + amount },
+	percentOff:  func(percent string) string { return "Скидка " + percent + "%" },
+	afterIssue:  func(d string) string { return d + " после покупки" },
+	fromDate:    func(date string) string { return "с " + date },
+	untilDate:   func(date string) string { return "по " + date },
+	latest:      func(date string) string { return "но не позднее " + date },
+	uses: func(n int) string {
+		return "можно использовать " + strconv.Itoa(n) + " " + russianPlural(n, "раз", "раза", "раз")
+	},
+	date: func(t time.Time) string {
+		return fmt.Sprintf("%d %s %d", t.Day(), russianMonths[t.Month()], t.Year())
+	},
+	dateTime: func(t time.Time) string {
+		return fmt.Sprintf("%d %s %d %02d:%02d", t.Day(), russianMonths[t.Month()], t.Year(), t.Hour(), t.Minute())
+	},
+	units: func(n int, unit string) string {
+		forms := russianUnits[unit]
+		return strconv.Itoa(n) + " " + russianPlural(n, forms[0], forms[1], forms[2])
+	},
+	unitJoiner:  " ",
+	moneyFormat: func(a money.Amount) string { return a.String() },
+	quote:       func(name string) string { return "«" + name + "»" },
+}
+
+// russianUnits are each unit's forms for 1, 2–4 and 5 or more ("1 месяц",
+// "3 месяца", "5 месяцев").
+var russianUnits = map[string][3]string{
+	"year": {"год", "года", "лет"}, "month": {"месяц", "месяца", "месяцев"}, "week": {"неделя", "недели", "недель"},
+	"day": {"день", "дня", "дней"}, "hour": {"час", "часа", "часов"}, "minute": {"минута", "минуты", "минут"},
+	"second": {"секунда", "секунды", "секунд"},
+}
+
+// russianPlural picks the form Russian counts with n: one (1, 21, 101…),
+// few (2–4, 22–24…) or many (the rest, and 11–14).
+func russianPlural(n int, one, few, many string) string {
+	n %= 100
+	switch {
+	case n >= 11 && n <= 14:
+		return many
+	case n%10 == 1:
+		return one
+	case n%10 >= 2 && n%10 <= 4:
+		return few
+	}
+	return many
+}
+
 // languages maps a language tag's primary subtag to its wording.
 var languages = map[string]*messages{
 	"en": &english,
 	"zh": &chinese,
+	"ru": &russian,
 }
 
 // RenderRules describes rules in plain words for shoppers, in lang (a BCP 47
@@ -136,6 +212,13 @@ var languages = map[string]*messages{
 // after purchase") and the coupon's issue time after (a receipt says
 // "until 21 Feb 2027"). Times are shown in loc.
 func RenderRules(rules Rules, lang string, loc *time.Location, issuedAt *time.Time) string {
+	return RenderRulesLabelled(rules, lang, loc, issuedAt, nil)
+}
+
+// RenderRulesLabelled is RenderRules with the merchant's own names for its
+// categories (CategoryLabels), so that a Chinese page says 不适用于咖啡, not
+// 不适用于coffee.
+func RenderRulesLabelled(rules Rules, lang string, loc *time.Location, issuedAt *time.Time, labels CategoryLabels) string {
 	m := languageOf(lang)
 	if loc == nil {
 		loc = time.UTC
@@ -157,10 +240,10 @@ func RenderRules(rules Rules, lang string, loc *time.Location, issuedAt *time.Ti
 	}
 	clauses = append(clauses, m.valid(schedule))
 	if len(rules.IncludeCategories) > 0 {
-		clauses = append(clauses, m.onlyFor(joinOr(m, rules.IncludeCategories)))
+		clauses = append(clauses, m.onlyFor(joinOr(m, labels.names(m, rules.IncludeCategories))))
 	}
 	if len(rules.ExcludeCategories) > 0 {
-		clauses = append(clauses, m.notFor(joinOr(m, rules.ExcludeCategories)))
+		clauses = append(clauses, m.notFor(joinOr(m, labels.names(m, rules.ExcludeCategories))))
 	}
 	if rules.MinSpend != nil {
 		clauses = append(clauses, m.minSpend(m.moneyFormat(*rules.MinSpend)))

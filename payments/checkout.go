@@ -251,6 +251,17 @@ func limitReached(item catalog.Item, bought int) error {
 		With("limit", limit).With("remaining", max(0, limit-bought))
 }
 
+// HeldByShopper is how many units of an item a shopper has bought or holds
+// in open checkouts: what the per-shopper limit counts, so that a page can
+// say "limit reached" instead of offering "Buy now".
+func (s *Service) HeldByShopper(ctx context.Context, shopperID, itemID string) (int, error) {
+	var held int
+	if err := s.stmts.Get(ctx, s.db, &held, heldSQL, shopperID, itemID); err != nil {
+		return 0, fmt.Errorf("read purchases: %w", err)
+	}
+	return held, nil
+}
+
 // A till checkout has no shopper until one scans its code: read as "".
 // Statements of the purchase path, prepared through s.stmts.
 const (

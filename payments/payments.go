@@ -19,6 +19,7 @@ import (
 
 	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/internal/database"
+	"github.com/chatpay/chatpay/internal/instancemode"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
 	"github.com/chatpay/chatpay/ledger"
@@ -107,6 +108,10 @@ func NewService(db *sqlx.DB, now func() time.Time, l *ledger.Ledger, c *catalog.
 		stmts: database.NewStmts(db), sandbox: cfg.Sandbox,
 	}
 }
+
+// Mode says whether the service runs a live or a sandbox instance: shopper
+// pages name the sandbox's test cards only in a sandbox.
+func (s *Service) Mode() instancemode.Mode { return instancemode.Of(s.sandbox) }
 
 func soldOut(title string) error {
 	return problem.New(problem.KindConflict, CodeSoldOut, "%s is sold out", title)

@@ -11,7 +11,8 @@ import (
 )
 
 // TestOnePurchasePath holds the three callers of a purchase to Buy: the
-// shopper page's "Buy now", the channel API's confirm and the bench's
+// shopper page's purchase (its "Buy now" and "Top up and pay"), the channel
+// API's confirm and the bench's
 // direct purchase. Each must call Buy and none may run a step of a purchase
 // itself (resolve or consume a code, take stock, post to the ledger, open a
 // till code), so that what the bench measures and what every shopper runs
@@ -19,7 +20,7 @@ import (
 // compiler already keeps other packages from paying around Buy.
 func TestOnePurchasePath(t *testing.T) {
 	callers := []struct{ dir, receiver, name string }{
-		{"../web", "Shopper", "buy"},
+		{"../web", "Shopper", "purchase"},
 		{".", "HTTP", "confirm"},
 		{"../cmd/chatpay", "benchApp", "Purchase"},
 	}

@@ -58,7 +58,7 @@ func (h *Shopper) chooserPage(c echo.Context) error {
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
-	t := shopperTextFor(c.Request().Header.Get("Accept-Language"))
+	t := pageText(c, "")
 	m := messengerTextFor(t)
 	view := chooserView{T: t, M: m, Title: m.ChooserTitle, Item: item, Merchant: merchant}
 	last := ""

@@ -76,16 +76,15 @@ func launchParam(c echo.Context) string {
 	return payments.LaunchEnvelope(channel, c.QueryParam("launch"))
 }
 
-// textForLaunch picks the page's wording: the messenger's language code
-// when it names a language the pages speak, else the browser's.
+// textForLaunch picks the page's wording (pageText) for a verified
+// launch: Telegram and VK name the shopper's language; a generic context
+// may carry it as language_code.
 func textForLaunch(c echo.Context, launch payments.Launch) *shopperText {
-	accept := c.Request().Header.Get("Accept-Language")
-	if launch.Language != "" {
-		if t := shopperTextFor(launch.Language); t.Lang != "en" || strings.HasPrefix(strings.ToLower(launch.Language), "en") {
-			return t
-		}
+	lang := launch.Language
+	if lang == "" {
+		lang = launch.Fields["language_code"]
 	}
-	return shopperTextFor(accept)
+	return pageText(c, lang)
 }
 
 type launchPage struct {
@@ -100,7 +99,7 @@ type launchPage struct {
 // data: WeChat channels go through web authorization, the others get the
 // bootstrap that reads Telegram's fragment.
 func (h *Shopper) renderLaunchBootstrap(c echo.Context, channelID string) error {
-	t := shopperTextFor(c.Request().Header.Get("Accept-Language"))
+	t := pageText(c, "")
 	ch, err := h.payments.Channel(c.Request().Context(), channelID)
 	if err == nil && ch.Kind == "wechat" {
 		target := "/wx/" + ch.ID + "/authorize?return=" + url.QueryEscape(c.Request().URL.Path)

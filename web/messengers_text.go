@@ -24,6 +24,11 @@ var messengerTexts = map[string]messengerText{
 		ChooserTitle: "您想在哪里付款？", ChooserHint: "请选择您使用的聊天应用，商家会在那里回复您。",
 		OpenIn: "在%s中打开", ContinueBrowser: "在浏览器中继续", LastChoice: "上次您选择了%s。",
 	},
+	"ru": {
+		Opening: "Открываем…", ScanHint: "Чтобы купить здесь, отсканируйте QR-код магазина камерой телефона.",
+		ChooserTitle: "Где вы хотите заплатить?", ChooserHint: "Выберите мессенджер, которым пользуетесь; магазин ответит вам там.",
+		OpenIn: "Открыть в %s", ContinueBrowser: "Продолжить в браузере", LastChoice: "В прошлый раз вы выбрали %s.",
+	},
 }
 
 func messengerTextFor(t *shopperText) messengerText {

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/internal/idempotency"
+	"github.com/chatpay/chatpay/internal/instancemode"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
 	"github.com/chatpay/chatpay/payments"
@@ -31,6 +34,13 @@ import (
 
 //go:embed templates/*.html
 var templateFS embed.FS
+
+//go:embed assets/shopper.js
+var shopperScript []byte
+
+// shopperScriptPath is where the shopper pages' one script is served from;
+// the pages' CSP allows scripts of their own origin only.
+const shopperScriptPath = "/assets/shopper.js"
 
 // The wait of a double tap: a second "Buy now" whose key is still in flight
 // waits for the first to finish and then shows the same receipt.
@@ -72,7 +82,17 @@ func (h *Shopper) Register(g *echo.Group) {
 	g.POST("/tg/:channel", h.telegramEntry) // a page that posts initData
 	g.GET("/o/:token", h.chooserPage)
 	g.GET("/o/:token/go", h.chooseMessenger)
+	g.GET(shopperScriptPath, serveShopperScript)
 	h.registerCoupons(g) // coupon.go: coupon links, My coupons, static files
+}
+
+// serveShopperScript serves the pending state of Buy and Top up. It may be
+// cached for a day: a page that gets yesterday's copy works all the same,
+// because the forms post without it.
+func serveShopperScript(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "public, max-age=86400")
+	c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+	return c.Blob(http.StatusOK, "text/javascript; charset=utf-8", shopperScript)
 }
 
 var funcs = template.FuncMap{
@@ -110,13 +130,23 @@ type messagePage struct {
 	Message string
 	Hint    string
 	Code    string
+	// Detail is the service's own wording, for whoever reads the page's
+	// source while integrating a messenger; the shopper never sees it.
+	Detail string
 }
 
-// shopperCSP lets a shopper page load nothing but its own images: the pages
-// have no scripts, their styles are inline and their QR codes are inline SVG.
-// It has no frame-ancestors because messengers show the pages inside their
-// own web views and frames.
-const shopperCSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
+// shopperCSPBase lets a shopper page load nothing but its own images: styles
+// are inline and QR codes are inline SVG. It has no frame-ancestors because
+// messengers show the pages inside their own web views and frames.
+const shopperCSPBase = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
+
+// shopperCSP adds the pages' scripts: same-origin files only (the pending
+// state of Buy and Top up), never inline.
+const shopperCSP = shopperCSPBase + "; script-src 'self'"
+
+// statusClientClosedRequest is what the access log records for a shopper
+// who left before the answer was ready (nginx's 499): not a server error.
+const statusClientClosedRequest = 499
 
 func (h *Shopper) render(c echo.Context, status int, name string, data any) error {
 	header := c.Response().Header()
@@ -133,29 +163,79 @@ func (h *Shopper) render(c echo.Context, status int, name string, data any) erro
 	return nil
 }
 
-// renderProblem shows a domain refusal as a page a shopper can read.
+// renderProblem shows a domain refusal as a page a shopper can read, in
+// plain words and the shopper's language, with what to do next.
 func (h *Shopper) renderProblem(c echo.Context, err error) error {
-	t := shopperTextFor(c.Request().Header.Get("Accept-Language"))
+	ctx := c.Request().Context()
+	if _, isProblem := problem.As(err); !isProblem && ctx.Err() != nil {
+		// The shopper closed the page or lost the connection: nobody is
+		// waiting for an answer, and nothing failed on our side.
+		h.logger.InfoContext(ctx, "shopper left before the page was ready", "path", c.Request().URL.Path, "error", err)
+		return c.NoContent(statusClientClosedRequest)
+	}
+	raw := launchParam(c)
+	if raw == "" {
+		raw = c.FormValue("launch")
+	}
+	t := pageText(c, unverifiedLanguage(raw))
 	p, ok := problem.As(err)
 	if !ok {
-		h.logger.ErrorContext(c.Request().Context(), "shopper page failed", "error", err, "path", c.Request().URL.Path)
+		h.logger.ErrorContext(ctx, "shopper page failed", "error", err, "path", c.Request().URL.Path)
 		return h.render(c, http.StatusInternalServerError, "message.html", messagePage{
 			T: t, Title: t.WrongTitle, Message: t.WrongMessage, Hint: t.WrongHint, Code: "internal_error"})
 	}
-	page := messagePage{T: t, Title: t.ErrorTitle, Message: p.Detail, Code: p.Code}
+	return h.render(c, p.Status(), "message.html", problemPage(t, p, raw, h.now()))
+}
+
+// launchStaleAfter is when an unverified launch's own date makes a refusal
+// read as "opened too long ago" rather than "not from your messenger".
+const launchStaleAfter = 5 * time.Minute
+
+// problemPage words a refusal for the message page.
+func problemPage(t *shopperText, p *problem.Error, rawLaunch string, now time.Time) messagePage {
+	page := messagePage{T: t, Title: t.ErrorTitle, Message: refusalText(t, p), Hint: t.WrongHint, Code: p.Code, Detail: p.Detail}
 	switch p.Code {
 	case qr.CodeRevoked:
-		page = messagePage{T: t, Title: t.RevokedTitle, Message: t.RevokedMessage, Hint: t.RevokedHint, Code: p.Code}
+		page.Title, page.Message, page.Hint = t.RevokedTitle, t.RevokedMessage, t.RevokedHint
 	case qr.CodeExpired:
-		page = messagePage{T: t, Title: t.ExpiredTitle, Message: t.ExpiredMessage, Hint: t.ExpiredHint, Code: p.Code}
+		page.Title, page.Message, page.Hint = t.ExpiredTitle, t.ExpiredMessage, t.ExpiredHint
 	case qr.CodeUsed:
-		page = messagePage{T: t, Title: t.UsedTitle, Message: t.UsedMessage, Hint: t.UsedHint, Code: p.Code}
+		page.Title, page.Message, page.Hint = t.UsedTitle, t.UsedMessage, t.UsedHint
 	case qr.CodeNotFound:
-		page = messagePage{T: t, Title: t.NotFoundTitle, Message: t.NotFoundMsg, Hint: t.NotFoundHint, Code: p.Code}
+		page.Title, page.Message, page.Hint = t.NotFoundTitle, t.NotFoundMsg, t.NotFoundHint
 	case "invalid_launch_context":
-		page = messagePage{T: t, Title: t.LaunchTitle, Message: p.Detail, Hint: t.LaunchHint, Code: p.Code}
+		page.Title, page.Hint = t.LaunchTitle, t.LaunchHint
+		switch {
+		case rawLaunch == "":
+			page.Message = t.LaunchNone
+		case launchOlderThan(rawLaunch, now, launchStaleAfter):
+			page.Message = t.LaunchStale
+		default:
+			page.Message = t.LaunchBad
+		}
 	}
-	return h.render(c, p.Status(), "message.html", page)
+	return page
+}
+
+// launchOlderThan reads the date a messenger put in launch data that failed
+// verification (auth_date, VK's vk_ts), only to word the refusal: a stale
+// launch is worded as such, anything else as unconfirmed.
+func launchOlderThan(raw string, now time.Time, age time.Duration) bool {
+	fields, err := url.ParseQuery(raw)
+	if err != nil {
+		return false
+	}
+	if inner := fields.Get("launch_data"); inner != "" {
+		if fields, err = url.ParseQuery(inner); err != nil {
+			return false
+		}
+	}
+	for _, name := range []string{"auth_date", "vk_ts"} {
+		if unix, err := strconv.ParseInt(fields.Get(name), 10, 64); err == nil && unix > 0 {
+			return now.Sub(time.Unix(unix, 0)) > age
+		}
+	}
+	return false
 }
 
 // shopperFromRequest verifies the launch context the messenger passed.
@@ -183,9 +263,20 @@ type checkoutView struct {
 	ShortBy        money.Amount
 	ReceiptURL     string // set when the refusal is already_paid
 	SoldOut        bool
-	Error          string
-	ErrorCode      string
-	Shopper        payments.Shopper
+	// LimitReached replaces "Buy now": the shopper has bought (or holds)
+	// as many as the item's per-shopper limit.
+	LimitReached bool
+	Error        string
+	ErrorCode    string
+	Shopper      payments.Shopper
+	// The top-up form: suggested amounts (the first is the shortfall),
+	// which is chosen, the card number kept after a decline, and the test
+	// cards' hint on a sandbox instance only.
+	Amounts    []money.Amount
+	AmountText string
+	Card       string
+	CardHint   bool
+	Script     string
 	// Provider is the merchant's real payment provider (shopper_providers.go);
 	// "" shows the sandbox's card form.
 	Provider       string
@@ -199,13 +290,22 @@ func (h *Shopper) checkoutPage(c echo.Context) error {
 	if launch == "" && channelParamPattern.MatchString(c.QueryParam("channel")) {
 		return h.renderLaunchBootstrap(c, c.QueryParam("channel"))
 	}
-	return h.showCheckout(c, launch, nil, "")
+	return h.showCheckout(c, launch, checkoutOutcome{})
+}
+
+// checkoutOutcome is what a form post brings back to the checkout page.
+type checkoutOutcome struct {
+	Refusal *problem.Error // why "Buy now" or "Top up" said no
+	Notice  string         // the outcome of a top-up
+	Card    string         // the card number, kept after a refusal
+	Amount  string         // the top-up amount chosen
 }
 
 // showCheckout renders the item behind a static QR for the shopper, with
-// refusal (if any) from a previous "Buy now".
-func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.Error, notice string) error {
+// the outcome (if any) of a previous "Buy now" or "Top up".
+func (h *Shopper) showCheckout(c echo.Context, launch string, outcome checkoutOutcome) error {
 	ctx := c.Request().Context()
+	refusal := outcome.Refusal
 	code, err := h.payments.ScannedCode(ctx, c.Param("token"))
 	if err != nil {
 		return h.renderProblem(c, err)
@@ -214,14 +314,16 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.E
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
-	if refusal == nil {
+	// A form's answer or a switch of language is not another scan.
+	if refusal == nil && c.Request().Method == http.MethodGet && c.QueryParam(langParam) == "" {
 		scan := qr.Scan{ShopperRef: shopper.ID, UserAgent: c.Request().UserAgent(), Messenger: verified.Messenger}
 		if err := h.payments.RecordScan(ctx, code.ID, scan); err != nil {
 			h.logger.WarnContext(ctx, "record scan", "error", err)
 		}
 	}
 	t := textForLaunch(c, verified)
-	view := checkoutView{T: t, Token: c.Param("token"), Launch: launch, IdempotencyKey: newKey(), TopUpKey: newKey(), Shopper: shopper, Notice: notice}
+	view := checkoutView{T: t, Token: c.Param("token"), Launch: launch, IdempotencyKey: newKey(), TopUpKey: newKey(), Shopper: shopper,
+		Notice: outcome.Notice, Card: outcome.Card, CardHint: h.payments.Mode() == instancemode.Sandbox, Script: shopperScriptPath}
 	if code.TargetType == qr.TargetCheckout {
 		err = h.tillView(ctx, code, &view)
 	} else {
@@ -230,6 +332,13 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.E
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
+	if limit := view.Item.PerShopperLimit; !view.Till && limit != nil {
+		held, err := h.payments.HeldByShopper(ctx, shopper.ID, view.Item.ID)
+		if err != nil {
+			return h.renderProblem(c, err)
+		}
+		view.LimitReached = held >= *limit
+	}
 	wallet, err := h.payments.WalletBalance(ctx, shopper.ID, view.Price.Currency)
 	if err != nil {
 		return h.renderProblem(c, err)
@@ -237,6 +346,14 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.E
 	view.Wallet, view.Short = wallet, wallet.Minor < view.Price.Minor
 	if view.Short {
 		view.ShortBy = money.New(view.Price.Minor-wallet.Minor, view.Price.Currency)
+		view.Amounts = suggestedTopUps(view.ShortBy)
+		// The amount chosen before a refusal stays chosen, if still offered.
+		view.AmountText = view.ShortBy.Currency.Format(view.ShortBy.Minor)
+		for _, a := range view.Amounts {
+			if a.Currency.Format(a.Minor) == outcome.Amount {
+				view.AmountText = outcome.Amount
+			}
+		}
 		if err := h.hostedForm(c, &view); err != nil {
 			return h.renderProblem(c, err)
 		}
@@ -244,16 +361,39 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, refusal *problem.E
 	status := http.StatusOK
 	if refusal != nil {
 		view.Error, view.ErrorCode, status = refusalText(t, refusal), refusal.Code, refusal.Status()
-		if refusal.Code == payments.CodeSoldOut {
+		switch refusal.Code {
+		case payments.CodeSoldOut:
 			view.SoldOut = true
-		}
-		if refusal.Code == payments.CodeAlreadyPaid {
+		case payments.CodeLimitReached:
+			view.LimitReached = true
+		case payments.CodeAlreadyPaid:
 			if orderID, ok := refusal.Extensions["order_id"].(string); ok {
 				view.ReceiptURL = "/receipts/" + orderID + "?launch=" + url.QueryEscape(launch)
 			}
 		}
 	}
 	return h.render(c, status, "checkout.html", view)
+}
+
+// suggestedTopUps are the amounts the top-up form offers: what the wallet
+// lacks, then the next two round amounts (1, 2 or 5 times a power of ten,
+// at least ten whole units), so that one top-up covers the next purchases
+// too.
+func suggestedTopUps(short money.Amount) []money.Amount {
+	amounts := []money.Amount{short}
+	unit := int64(1)
+	for range short.Currency.MinorDigits() {
+		unit *= 10
+	}
+	for step := unit; len(amounts) < 3 && step <= payments.TopUpMinorMax; step *= 10 {
+		for _, m := range []int64{1, 2, 5} {
+			candidate := m * step
+			if candidate > short.Minor && candidate >= 10*unit && candidate <= payments.TopUpMinorMax && len(amounts) < 3 {
+				amounts = append(amounts, money.New(candidate, short.Currency))
+			}
+		}
+	}
+	return amounts
 }
 
 // itemView fills the page for a static code: one item, its rules.
@@ -265,7 +405,13 @@ func (h *Shopper) itemView(ctx context.Context, code qr.Code, view *checkoutView
 	view.Title, view.Item, view.Merchant, view.Price = item.Title, item, merchant, item.Price
 	view.SoldOut = (item.Stock != nil && *item.Stock == 0) || !item.Active
 	if item.Rules != nil {
-		view.Rules = catalog.RenderRules(*item.Rules, view.T.Lang, merchant.Location(), nil)
+		var labels catalog.CategoryLabels
+		if len(item.Rules.IncludeCategories)+len(item.Rules.ExcludeCategories) > 0 {
+			if labels, err = h.catalog.CategoryLabels(ctx, merchant.ID); err != nil {
+				return err
+			}
+		}
+		view.Rules = catalog.RenderRulesLabelled(*item.Rules, view.T.Lang, merchant.Location(), nil, labels)
 	}
 	return nil
 }
@@ -311,19 +457,26 @@ type boughtJSON struct {
 // lines) through payments.Buy, under the form's idempotency key, so a double
 // tap or a resubmission pays once and shows the same receipt.
 func (h *Shopper) buy(c echo.Context) error {
-	ctx := c.Request().Context()
 	launch, key := c.FormValue("launch"), c.FormValue("idempotency_key")
 	shopper, ctxLaunch, err := h.shopperFromRequest(c, launch)
 	if err != nil {
 		return h.renderProblem(c, err)
 	}
-	token := c.Param("token")
-	req := idempotency.Request{
-		Scope: idempotency.ShopperScope(shopper.ID), Key: key, Method: http.MethodPost, Path: c.Request().URL.Path,
-		Body: []byte(token),
-	}
 	if key == "" {
 		return h.renderProblem(c, problem.New(problem.KindBadRequest, "missing_idempotency_key", "the form lost its key; reload the page"))
+	}
+	return h.purchase(c, shopper, ctxLaunch, launch, key, "")
+}
+
+// purchase runs payments.Buy under key and answers with the receipt, or
+// the checkout page with the refusal (and notice, the outcome of a top-up
+// that came first).
+func (h *Shopper) purchase(c echo.Context, shopper payments.Shopper, ctxLaunch payments.Launch, launch, key, notice string) error {
+	ctx := c.Request().Context()
+	token := c.Param("token")
+	req := idempotency.Request{
+		Scope: idempotency.ShopperScope(shopper.ID), Key: key, Method: http.MethodPost, Path: "/q/" + token + "/buy",
+		Body: []byte(token),
 	}
 	resp, err := h.runWaitingForFirstTap(ctx, req, func(tx *sqlx.Tx) (int, any, error) {
 		receipt, err := h.payments.Buy(ctx, tx, payments.Purchase{Shopper: shopper, ChatID: ctxLaunch.ChatID, Code: token})
@@ -334,12 +487,12 @@ func (h *Shopper) buy(c echo.Context) error {
 	})
 	if err != nil {
 		if p, ok := problem.As(err); ok && p.Status() < 500 {
-			return h.showCheckout(c, launch, p, "")
+			return h.showCheckout(c, launch, checkoutOutcome{Refusal: p, Notice: notice})
 		}
 		return h.renderProblem(c, err)
 	}
 	if resp.Refusal != nil {
-		return h.showCheckout(c, launch, resp.Refusal, "")
+		return h.showCheckout(c, launch, checkoutOutcome{Refusal: resp.Refusal, Notice: notice})
 	}
 	var bought boughtJSON
 	if err := json.Unmarshal(resp.Body, &bought); err != nil {
@@ -371,8 +524,23 @@ func newKey() string {
 	return hex.EncodeToString(b[:])
 }
 
-// refusalText words a refusal of "Buy now" in the shopper's language; codes
-// without a translation keep the service's English detail.
+// stepKey derives the idempotency key of one step of a form that does
+// several ("Top up and pay": the top-up, then the purchase) from the form's
+// one key, so that a resubmission replays each step instead of repeating it.
+func stepKey(key, step string) string {
+	if key == "" {
+		return ""
+	}
+	if len(key)+len(step)+1 > idempotency.KeyLengthMax {
+		sum := sha256.Sum256([]byte(key))
+		key = hex.EncodeToString(sum[:])
+	}
+	return key + ":" + step
+}
+
+// refusalText words a refusal in the shopper's language. Refusals without
+// wording of their own say that nothing happened and to try again: the
+// service's English detail names internal things and never reaches a page.
 func refusalText(t *shopperText, p *problem.Error) string {
 	switch p.Code {
 	case payments.CodeSoldOut:
@@ -383,18 +551,48 @@ func refusalText(t *shopperText, p *problem.Error) string {
 		return t.LimitReached
 	case payments.CodeItemUnavailable:
 		return t.Unavailable
+	case payments.CodeCheckoutExpired:
+		return t.CodeTimedOut
+	case payments.CodeCheckoutClosed:
+		return t.CodeCanceled
+	case payments.CodeCardDeclined:
+		return t.TopUpDeclined
+	case payments.CodeProviderUnavailable:
+		return t.TopUpOff
+	case "card_not_accepted":
+		return t.CardNotTaken
 	case "insufficient_funds":
 		return t.Insufficient
-	case "missing_idempotency_key":
+	case "missing_idempotency_key", "idempotency_key_required", "idempotency_key_invalid":
 		return t.MissingKey
+	case "idempotency_key_in_use":
+		return t.Busy
+	case "idempotency_key_reused":
+		return t.FormChanged
+	case "invalid_launch_context":
+		return t.LaunchBad
+	case qr.CodeRevoked:
+		return t.RevokedMessage
+	case qr.CodeExpired:
+		return t.ExpiredMessage
+	case qr.CodeUsed:
+		return t.UsedMessage
+	case qr.CodeNotFound:
+		return t.NotFoundMsg
+	case "validation_failed":
+		if len(p.Fields) > 0 && p.Fields[0].Field == "card" {
+			return t.CardInvalid
+		}
+		return t.AmountInvalid
 	}
-	return p.Detail
+	return t.WrongMessage
 }
 
-// topUp charges the shopper's card for what the wallet lacks and shows the
-// checkout again. The form's key makes a resubmission charge once; an
-// outcome the provider has not confirmed yet is said plainly, and
-// reconciliation finishes it.
+// topUp charges the shopper's card and, from "Top up and pay", buys at
+// once; otherwise it shows the checkout again. The form's one key gives each
+// step its own (stepKey), so a resubmission charges once and buys once; an
+// outcome the provider has not confirmed yet is said plainly (nothing is
+// bought then), and reconciliation finishes it.
 func (h *Shopper) topUp(c echo.Context) error {
 	ctx := c.Request().Context()
 	launch := c.FormValue("launch")
@@ -403,13 +601,15 @@ func (h *Shopper) topUp(c echo.Context) error {
 		return h.renderProblem(c, err)
 	}
 	t := textForLaunch(c, verified)
+	kept := checkoutOutcome{Card: c.FormValue("card"), Amount: c.FormValue("amount")}
 	currency, err := money.ParseCurrency(c.FormValue("currency"))
 	if err != nil {
 		return h.renderProblem(c, money.FieldProblem("currency", err))
 	}
 	minor, err := currency.Parse(c.FormValue("amount"))
 	if err != nil {
-		return h.showCheckout(c, launch, money.FieldProblem("amount", err).(*problem.Error), "")
+		kept.Refusal = problem.Field("amount", "invalid_amount", "%s", err.Error())
+		return h.showCheckout(c, launch, kept)
 	}
 	amount := money.New(minor, currency)
 	if method := c.FormValue("method"); method != "" && method != payments.MethodCard {
@@ -418,21 +618,23 @@ func (h *Shopper) topUp(c echo.Context) error {
 	if err := h.refuseCardForHosted(c); err != nil {
 		return h.renderProblem(c, err)
 	}
-	topUp, err := h.payments.TopUp(ctx, shopper, amount, c.FormValue("card"), c.FormValue("idempotency_key"))
+	key := c.FormValue("idempotency_key")
+	topUp, err := h.payments.TopUp(ctx, shopper, amount, c.FormValue("card"), stepKey(key, "topup"))
 	if err != nil {
 		if p, ok := problem.As(err); ok && p.Status() < 500 {
-			if p.Code == "card_declined" {
-				p = &problem.Error{Kind: p.Kind, Code: p.Code, Detail: t.TopUpDeclined}
-			}
-			return h.showCheckout(c, launch, p, "")
+			kept.Refusal = p
+			return h.showCheckout(c, launch, kept)
 		}
 		return h.renderProblem(c, err)
 	}
-	notice := fmt.Sprintf(t.TopUpDone, amount)
 	if topUp.Status != payments.TopUpSucceeded {
-		notice = t.TopUpPending
+		return h.showCheckout(c, launch, checkoutOutcome{Notice: t.TopUpPending})
 	}
-	return h.showCheckout(c, launch, nil, notice)
+	notice := fmt.Sprintf(t.TopUpDone, amount)
+	if c.FormValue("then") == "buy" {
+		return h.purchase(c, shopper, verified, launch, stepKey(key, "buy"), notice)
+	}
+	return h.showCheckout(c, launch, checkoutOutcome{Notice: notice})
 }
 
 // inlineSVG embeds one of our own SVG images in a page: the XML prolog a

@@ -42,6 +42,9 @@ var providerText = map[string]providerWords{
 	"zh": {PayWith: "用%[2]s支付 %[1]s", Note: "在%s的页面付款，chatpay 不会接触您的银行卡。",
 		Waiting: "正在等待%s确认付款…", ScanHint: "请用微信扫码支付。",
 		Done: "付款成功，钱包已充值。", Back: "返回商品"},
+	"ru": {PayWith: "Оплатить %s через %s", Note: "Вы платите на странице %s; chatpay не видит вашу карту.",
+		Waiting: "Ждём, пока %s подтвердит платёж…", ScanHint: "Отсканируйте этот код в WeChat, чтобы заплатить.",
+		Done: "Оплачено. Кошелёк пополнен.", Back: "Вернуться к товару"},
 }
 
 var providerNames = map[string]string{"stripe": "Stripe", "wechatpay": "WeChat Pay"}
@@ -98,7 +101,8 @@ func (h *Shopper) merchantOfCode(c echo.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	view := checkoutView{T: shopperTextFor(c.Request().Header.Get("Accept-Language"))}
+	// The wording does not matter here: only the merchant is read.
+	view := checkoutView{T: &shopperEnglish}
 	if code.TargetType == qr.TargetCheckout {
 		err = h.tillView(ctx, code, &view)
 	} else {
@@ -130,7 +134,7 @@ func (h *Shopper) showHostedTopUp(c echo.Context, top payments.HostedTopUp, back
 	if top.Status == payments.TopUpPending && page.RedirectURL != "" {
 		return c.Redirect(http.StatusSeeOther, page.RedirectURL)
 	}
-	t := shopperTextFor(c.Request().Header.Get("Accept-Language"))
+	t := pageText(c, "")
 	words := providerText[t.Lang]
 	view := hostedView{T: t, Words: words, Back: back, TopUpID: top.ID, Status: top.Status,
 		Waiting: fmt.Sprintf(words.Waiting, providerNames[top.Provider]), JSAPI: page.JSAPI, Nonce: scriptNonce()}
@@ -147,7 +151,7 @@ func (h *Shopper) showHostedTopUp(c echo.Context, top payments.HostedTopUp, back
 	// The JSAPI page runs one script of ours, named by its nonce; the
 	// WeixinJSBridge object it calls is WeChat's own, not loaded from
 	// anywhere.
-	header.Set("Content-Security-Policy", shopperCSP+"; script-src 'nonce-"+view.Nonce+"'")
+	header.Set("Content-Security-Policy", shopperCSPBase+"; script-src 'nonce-"+view.Nonce+"'")
 	header.Set("X-Content-Type-Options", "nosniff")
 	header.Set("Referrer-Policy", "no-referrer")
 	c.Response().WriteHeader(http.StatusOK)

@@ -167,6 +167,10 @@ func TestShopperPagesSpeakChinese(t *testing.T) {
 	_, key := ta.merchant("McDonald's", "Asia/Shanghai")
 	itemID := ta.call("POST", "/v1/items", key, "", teaCard(500)).JSON(t)["id"].(string)
 	qrURL := ta.call("POST", "/v1/qr-codes", key, "", map[string]any{"item_id": itemID, "placement": "counter"}).JSON(t)["url"].(string)
+	// The merchant names its category in Chinese: the rules use it.
+	if put := ta.call("PUT", "/v1/category-labels", key, "", map[string]any{"categories": map[string]any{"coffee": map[string]string{"zh": "咖啡"}}}); put.Status != http.StatusOK {
+		t.Fatalf("category labels: %d %s", put.Status, put.Body)
+	}
 	channel := ta.channel()
 	req, _ := http.NewRequest("GET", qrURL+"?launch="+url.QueryEscape(ta.launch(channel, "42", "Li Wei")), nil)
 	req.Header.Set("Accept-Language", "zh-CN,zh;q=0.9,en;q=0.5")
@@ -180,7 +184,7 @@ func TestShopperPagesSpeakChinese(t *testing.T) {
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 		t.Errorf("shopper page CSP %q, want one that loads nothing by default", csp)
 	}
-	for _, want := range []string{`lang="zh"`, "每天 14:00–17:00", "不适用于coffee", "钱包余额不足"} {
+	for _, want := range []string{`lang="zh"`, "每天 14:00–17:00", "不适用于咖啡", "钱包余额不足"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("Chinese checkout lacks %q", want)
 		}

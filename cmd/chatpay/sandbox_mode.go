@@ -97,9 +97,32 @@ func keyModeGuard(sandbox bool) echo.MiddlewareFunc {
 
 // testModeBandHTML opens every page of a sandbox, so that nobody mistakes it
 // for the real thing; pages allow inline styles (shopper and dashboard CSP).
+// %s is the band's words in the page's language.
 const testModeBandHTML = `<div class="test-mode-band" role="status" style="background:#ffd60a;color:#1b1f24;text-align:center;` +
-	`font:600 15px/1.4 system-ui,sans-serif;padding:6px 8px;border-bottom:2px solid #1b1f24">` +
-	`Test mode — sandbox instance: no real money moves</div>`
+	`font:600 15px/1.4 system-ui,sans-serif;padding:6px 8px;border-bottom:2px solid #1b1f24">%s</div>`
+
+// testModeWords are the band's words by the primary subtag of the page's
+// <html lang>: a Chinese or Russian shopper page gets a band it can read.
+var testModeWords = map[string]string{
+	"en": "Test mode — sandbox instance: no real money moves",
+	"zh": "测试模式 — 沙盒环境：不会产生真实扣款",
+	"ru": "Тестовый режим — песочница: настоящие деньги не списываются",
+}
+
+// testModeBandFor is the band for page, in the language its <html lang>
+// names, English when it names none the band speaks.
+func testModeBandFor(page []byte) string {
+	words := testModeWords["en"]
+	if i := bytes.Index(page, []byte(`<html lang="`)); i >= 0 {
+		lang := page[i+len(`<html lang="`):]
+		if end := bytes.IndexAny(lang, `"-_`); end >= 0 {
+			if w, ok := testModeWords[strings.ToLower(string(lang[:end]))]; ok {
+				words = w
+			}
+		}
+	}
+	return fmt.Sprintf(testModeBandHTML, words)
+}
 
 // testModeBand inserts the band after the <body> tag of every HTML page.
 // It works on the rendered page so that the page templates stay as they are.
@@ -151,7 +174,7 @@ func (w *bandWriter) finish() {
 	if i := bytes.Index(page, []byte("<body")); i >= 0 {
 		if end := bytes.IndexByte(page[i:], '>'); end >= 0 {
 			at := i + end + 1
-			page = append(append(append([]byte{}, page[:at]...), testModeBandHTML...), page[at:]...)
+			page = append(append(append([]byte{}, page[:at]...), testModeBandFor(page)...), page[at:]...)
 		}
 	}
 	w.Header().Del(echo.HeaderContentLength)

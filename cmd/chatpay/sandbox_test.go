@@ -414,3 +414,19 @@ func TestAPIFuzzTestClocks(t *testing.T) {
 	reportFuzzFailures(t, total.Failures)
 	assertVerifyClean(t, ta)
 }
+
+// The sandbox band speaks the page's language: a shopper on a Chinese or
+// Russian page is told it is a test in words it reads.
+func TestTestModeBandSpeaksThePageLanguage(t *testing.T) {
+	for page, want := range map[string]string{
+		`<!doctype html><html lang="zh-CN"><body>`: "测试模式",
+		`<!doctype html><html lang="ru"><body>`:    "Тестовый режим",
+		`<!doctype html><html lang="en"><body>`:    "Test mode",
+		`<!doctype html><html lang="fr"><body>`:    "Test mode",
+		`<!doctype html><html><body>`:              "Test mode",
+	} {
+		if band := testModeBandFor([]byte(page)); !strings.Contains(band, want) {
+			t.Errorf("band for %s = %s, want %q", page, band, want)
+		}
+	}
+}
