@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/labstack/echo/v4"
@@ -427,6 +428,20 @@ func TestCouponPagesAccessible(t *testing.T) {
 		b.screenshot("receipt-" + screen)
 		b.axe("receipt-" + screen)
 	}
+	// The phone in dark mode: the page follows it, the QR stays dark on white.
+	b.atViewport(true)
+	b.do(chromedp.Func(func(ctx context.Context, target *chromedp.Target) error {
+		_, err := cdp.Call(ctx, target, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		return err
+	}))
+	b.do(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-qr] canvas")))
+	if _, step := b.couponQR(); step == 0 {
+		t.Errorf("no QR in dark mode")
+	}
+	b.screenshot("coupon-dark-360")
+	b.axe("coupon-dark-360")
+
 	if r := ta.redeem(shop.key, "", payments.RedemptionQRContent(coupons[1], ta.clock.Now()), nil); r.Status != http.StatusOK {
 		t.Fatalf("redeem: %d %s", r.Status, r.Body)
 	}
