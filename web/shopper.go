@@ -35,12 +35,9 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-//go:embed assets/shopper.js
-var shopperScript []byte
-
-// shopperScriptPath is where the shopper pages' one script is served from;
-// the pages' CSP allows scripts of their own origin only.
-const shopperScriptPath = "/assets/shopper.js"
+// shopperScript is the shopper pages' one script (pending states), served
+// from this origin like the coupon pages' (static.go), as their CSP wants.
+var shopperScript = staticURL("shopper.js")
 
 // The wait of a double tap: a second "Buy now" whose key is still in flight
 // waits for the first to finish and then shows the same receipt.
@@ -82,17 +79,7 @@ func (h *Shopper) Register(g *echo.Group) {
 	g.POST("/tg/:channel", h.telegramEntry) // a page that posts initData
 	g.GET("/o/:token", h.chooserPage)
 	g.GET("/o/:token/go", h.chooseMessenger)
-	g.GET(shopperScriptPath, serveShopperScript)
 	h.registerCoupons(g) // coupon.go: coupon links, My coupons, static files
-}
-
-// serveShopperScript serves the pending state of Buy and Top up. It may be
-// cached for a day: a page that gets yesterday's copy works all the same,
-// because the forms post without it.
-func serveShopperScript(c echo.Context) error {
-	c.Response().Header().Set("Cache-Control", "public, max-age=86400")
-	c.Response().Header().Set("X-Content-Type-Options", "nosniff")
-	return c.Blob(http.StatusOK, "text/javascript; charset=utf-8", shopperScript)
 }
 
 var funcs = template.FuncMap{
@@ -323,7 +310,7 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, outcome checkoutOu
 	}
 	t := textForLaunch(c, verified)
 	view := checkoutView{T: t, Token: c.Param("token"), Launch: launch, IdempotencyKey: newKey(), TopUpKey: newKey(), Shopper: shopper,
-		Notice: outcome.Notice, Card: outcome.Card, CardHint: h.payments.Mode() == instancemode.Sandbox, Script: shopperScriptPath}
+		Notice: outcome.Notice, Card: outcome.Card, CardHint: h.payments.Mode() == instancemode.Sandbox, Script: shopperScript}
 	if code.TargetType == qr.TargetCheckout {
 		err = h.tillView(ctx, code, &view)
 	} else {
