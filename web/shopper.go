@@ -84,16 +84,6 @@ func (h *Shopper) Register(g *echo.Group) {
 
 var funcs = template.FuncMap{
 	"money": func(a money.Amount) string { return a.String() },
-	// couponStatus words a coupon that can no longer be shown at the till.
-	"couponStatus": func(t *shopperText, status string) string {
-		switch status {
-		case payments.CouponRedeemed:
-			return t.CouponUsed
-		case payments.CouponRefunded:
-			return t.CouponRefunded
-		}
-		return t.CouponExpired
-	},
 	// amountText is the bare decimal ("3.00") a form posts back.
 	"amountText": func(a money.Amount) string { return a.Currency.Format(a.Minor) },
 	// page bundles what the shared head needs: the title, the wording and
