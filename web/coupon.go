@@ -207,9 +207,6 @@ func (h *Shopper) walletPage(c echo.Context) error {
 	ct := couponTextFor(t)
 	view := walletView{T: t, C: ct, Merchant: merchant, Intro: fmt.Sprintf(ct.MyCouponsIntro, merchant.Name),
 		Worker: couponWorkerPath, Scope: couponWorkerScope}
-	if len(coupons) == 0 {
-		view.Intro = fmt.Sprintf(ct.MyCouponsEmpty, merchant.Name)
-	}
 	for _, cp := range coupons {
 		card, err := h.couponCard(ct, t.Lang, cp, merchant, now)
 		if err != nil {

@@ -9,7 +9,6 @@ type couponText struct {
 	CouponTitle       string
 	MyCoupons         string
 	MyCouponsIntro    string // "Coupons from %s that you can still use."
-	MyCouponsEmpty    string // "You have no coupons from %s to use right now."
 	OpenCoupon        string
 	AllMyCoupons      string
 	ShowAtTill        string
@@ -35,7 +34,6 @@ var couponEnglish = couponText{
 	CouponTitle:       "Coupon",
 	MyCoupons:         "My coupons",
 	MyCouponsIntro:    "Coupons from %s that you can still use.",
-	MyCouponsEmpty:    "You have no coupons from %s to use right now.",
 	OpenCoupon:        "Open this coupon (works offline)",
 	AllMyCoupons:      "All my coupons from this shop",
 	ShowAtTill:        "Show this code at the till. It changes every 30 seconds, so a screenshot will not work.",
@@ -61,7 +59,6 @@ var couponChinese = couponText{
 	CouponTitle:       "优惠券",
 	MyCoupons:         "我的券",
 	MyCouponsIntro:    "%s 的可用券。",
-	MyCouponsEmpty:    "您目前没有 %s 的可用券。",
 	OpenCoupon:        "打开此券（无网络也能用）",
 	AllMyCoupons:      "我在本店的全部券",
 	ShowAtTill:        "请在收银台出示此码。此码每 30 秒更新一次，截图无效。",
@@ -87,7 +84,6 @@ var couponRussian = couponText{
 	CouponTitle:       "Купон",
 	MyCoupons:         "Мои купоны",
 	MyCouponsIntro:    "Купоны %s, которыми ещё можно воспользоваться.",
-	MyCouponsEmpty:    "Сейчас у вас нет купонов %s, которыми можно воспользоваться.",
 	OpenCoupon:        "Открыть купон (работает без связи)",
 	AllMyCoupons:      "Все мои купоны этого магазина",
 	ShowAtTill:        "Покажите этот код на кассе. Он меняется каждые 30 секунд, поэтому снимок экрана не подойдёт.",
