@@ -23,10 +23,9 @@ import (
 // shop. They need no messenger launch context, and a service worker
 // (web/static/coupon-sw.js) keeps them for use with no connection.
 
-// couponCSP is shopperCSP with the same-origin scripts and worker these
-// pages run: still no inline script and no eval.
-const couponCSP = "default-src 'none'; script-src 'self'; worker-src 'self'; img-src 'self' data:; " +
-	"style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
+// couponCSP is shopperCSP (same-origin scripts only: no inline script, no
+// eval) with the service worker these pages register.
+const couponCSP = shopperCSP + "; worker-src 'self'"
 
 // couponWorkerScope is what the service worker controls: the coupon links.
 const couponWorkerScope = payments.CouponLinkPath
