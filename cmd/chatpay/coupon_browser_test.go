@@ -357,6 +357,13 @@ func TestCouponLinkPage(t *testing.T) {
 			t.Errorf("the Chinese coupon page lacks %q", want)
 		}
 	}
+	// Russian through the pages' language switch (seed 000's messenger).
+	ru := string(ta.getWithLanguage(link+"?lang=ru", "en").Body)
+	for _, want := range []string{`lang="ru"`, "Покажите этот код на кассе", "Все мои купоны этого магазина"} {
+		if !strings.Contains(ru, want) {
+			t.Errorf("the Russian coupon page lacks %q", want)
+		}
+	}
 	cut := ta.getWithLanguage(link[:len(link)-3], "zh-CN")
 	if cut.Status != http.StatusNotFound || !strings.Contains(string(cut.Body), "此券链接无效") {
 		t.Errorf("a cut link in Chinese: %d %s", cut.Status, cut.Body)
