@@ -36,7 +36,12 @@ func (l *Ledger) Balance(ctx context.Context, q sqlx.QueryerContext, ref Account
 		ID      int64 `db:"id"`
 		Balance int64 `db:"balance"`
 	}
-	err := sqlx.GetContext(ctx, q, &row, balanceSQL, ref.Code(), currency.Code())
+	var err error
+	if ext, ok := q.(sqlx.ExtContext); ok {
+		err = l.stmts.Get(ctx, ext, &row, balanceSQL, ref.Code(), currency.Code())
+	} else {
+		err = sqlx.GetContext(ctx, q, &row, balanceSQL, ref.Code(), currency.Code())
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

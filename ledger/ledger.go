@@ -217,6 +217,17 @@ type Posted struct {
 	// Replayed is true when the key had been posted before with the same
 	// content and this is the original transaction, not a new one.
 	Replayed bool
+	// After is the balance, right after this post, of the first no_negative
+	// account it changed (a wallet), read under the post's lock; nil for a
+	// replay or when it changed none.
+	After *BalanceAfter
+}
+
+// BalanceAfter is an account's whole balance right after a post.
+type BalanceAfter struct {
+	Account  AccountRef
+	Currency money.Currency
+	Balance  int64
 }
 
 // validate checks a transaction's shape and double-entry rule before any

@@ -275,11 +275,11 @@ func TestSchemaRefusesBadRows(t *testing.T) {
 	if database.SQLState(err) != database.CodeCheckViolation {
 		t.Errorf("negative wallet: %v", err)
 	}
-	// An unbalanced transaction fails at commit (deferred constraint trigger).
+	// An unbalanced transaction is refused (migration 00102's statement trigger).
 	err = database.WithTx(ctx, db, nil, func(tx *sqlx.Tx) error {
 		var id int64
-		if err := tx.GetContext(ctx, &id, `INSERT INTO ledger_transactions (idempotency_key, request_hash, description, created_at)
-			VALUES ('raw', decode(repeat('00', 32), 'hex'), '', now()) RETURNING id`); err != nil {
+		if err := tx.GetContext(ctx, &id, `INSERT INTO ledger_transactions (idempotency_key, request_hash, description, created_at, postings_count)
+			VALUES ('raw', decode(repeat('00', 32), 'hex'), '', now(), 2) RETURNING id`); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO ledger_postings (transaction_id, account_id, currency, amount, created_at)

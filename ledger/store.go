@@ -14,6 +14,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
 )
@@ -24,6 +25,8 @@ import (
 // rows in the same breath.
 type Ledger struct {
 	now func() time.Time
+	// stmts runs the post and the balance read prepared (nil: unprepared).
+	stmts *database.Stmts
 	// buckets is how many balance rows a new account without no_negative
 	// gets. Only the benchmark changes it, to measure the one-row design.
 	buckets int
@@ -33,6 +36,16 @@ type Ledger struct {
 // carries one reading of it.
 func New(now func() time.Time) *Ledger {
 	return &Ledger{now: now, buckets: BucketsDefault}
+}
+
+// Prepared returns l running its hot statements (Post, Balance) prepared
+// on db's connections: unprepared, lib/pq sends each as parse, bind and
+// execute and PostgreSQL plans it every time. Calls on handles of another
+// pool still run, unprepared.
+func (l *Ledger) Prepared(db *sqlx.DB) *Ledger {
+	prepared := *l
+	prepared.stmts = database.NewStmts(db)
+	return &prepared
 }
 
 // account is the stored form of an account.
@@ -181,17 +194,24 @@ func (l *Ledger) post(ctx context.Context, q sqlx.ExtContext, t Transaction, rev
 	// the first found some missing and they were created.
 	for round := 1; round <= 2; round++ {
 		var out postOutcome
-		err := sqlx.GetContext(ctx, q, &out, postSQL, t.Key, hash, t.Description, reverses, now,
+		err := l.stmts.Get(ctx, q, &out, postSQL, t.Key, hash, t.Description, reverses, now,
 			pq.Array(codes), pq.Array(currencies), pq.Array(amounts))
 		if err != nil {
 			return Posted{}, fmt.Errorf("post %s: %w", t.Key, err)
 		}
 		switch out.Outcome {
 		case "posted":
-			return Posted{
+			posted := Posted{
 				ID: out.TransactionID.Int64, Key: t.Key, Description: t.Description, ReversesID: reversesID,
 				Postings: slices.Clone(t.Postings), CreatedAt: now,
-			}, nil
+			}
+			for _, p := range t.Postings {
+				if out.Balance.Valid && p.Account.Code() == out.AccountCode.String && p.Currency.Code() == out.AccountCurrency.String {
+					posted.After = &BalanceAfter{Account: p.Account, Currency: p.Currency, Balance: out.Balance.Int64}
+					break
+				}
+			}
+			return posted, nil
 		case "replayed":
 			posted, err := l.Transaction(ctx, q, out.TransactionID.Int64)
 			posted.Replayed = true

@@ -170,10 +170,12 @@ func (s *Service) EnsureShopper(ctx context.Context, q sqlx.ExtContext, channelI
 	return sh, nil
 }
 
+const shopperOfChannelSQL = `SELECT ` + shopperColumns + ` FROM shoppers WHERE id = $1 AND channel_id = $2`
+
 // ShopperOfChannel returns a shopper by id if it belongs to the channel.
 func (s *Service) ShopperOfChannel(ctx context.Context, channelID, shopperID string) (Shopper, error) {
 	var sh Shopper
-	err := s.db.GetContext(ctx, &sh, `SELECT `+shopperColumns+` FROM shoppers WHERE id = $1 AND channel_id = $2`, shopperID, channelID)
+	err := s.stmts.Get(ctx, s.db, &sh, shopperOfChannelSQL, shopperID, channelID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Shopper{}, problem.NotFound("shopper")
 	}

@@ -342,50 +342,84 @@ func (s *Service) confirm(ctx context.Context, tx *sqlx.Tx, checkoutID string, s
 	if err != nil {
 		return Receipt{}, err
 	}
-	if !co.Reserved {
-		if err := s.takeStock(ctx, tx, lines); err != nil {
+	receipt, err := s.pay(ctx, tx, sale{
+		order: Order{
+			ID: ids.New("ord"), CheckoutID: co.ID, MerchantID: co.MerchantID, ShopperID: shopper.ID, ChatID: co.ChatID,
+			Currency: co.Currency, TotalMinor: co.TotalMinor, Status: OrderPaid, CreatedAt: now,
+		},
+		lines: lines, merchant: merchant, shopper: shopper, takeStock: !co.Reserved,
+		ledgerKey: "checkout:" + co.ID + ":pay", ledgerDescription: "sale " + co.ID,
+	})
+	if err != nil {
+		return Receipt{}, err
+	}
+	const markPaid = `UPDATE checkouts SET status = 'paid', reserved = false, order_id = $2, closed_at = $3 WHERE id = $1`
+	if _, err := s.stmts.Exec(ctx, tx, markPaid, co.ID, receipt.Order.ID, now); err != nil {
+		return Receipt{}, fmt.Errorf("mark checkout paid: %w", err)
+	}
+	return receipt, nil
+}
+
+// sale is what a purchase pays for, whether a checkout opened it (confirm)
+// or it is paid in the same call that asked for it (buyNow).
+type sale struct {
+	order    Order // without lines and ledger transaction: pay fills them
+	lines    []saleLine
+	merchant catalog.Merchant
+	shopper  Shopper
+	// takeStock is false when the stock is already held (a reserved checkout).
+	takeStock bool
+	// qrID is the code a one-call purchase was bought from ("" for a checkout).
+	qrID                         string
+	ledgerKey, ledgerDescription string
+}
+
+// pay is the part of every purchase after its lines are priced and found
+// sellable: stock, the per-shopper count, the ledger, the order, coupons,
+// events and the receipt, all in tx. It returns sold_out,
+// purchase_limit_reached or insufficient_funds before anything is written.
+func (s *Service) pay(ctx context.Context, tx *sqlx.Tx, sl sale) (Receipt, error) {
+	if sl.takeStock {
+		if err := s.takeStock(ctx, tx, sl.lines); err != nil {
 			return Receipt{}, err
 		}
 	}
-	if err := s.checkLimits(ctx, tx, shopper.ID, lines, true); err != nil {
+	if err := s.checkLimits(ctx, tx, sl.shopper.ID, sl.lines, true); err != nil {
 		return Receipt{}, err
 	}
-	currency, err := money.ParseCurrency(co.Currency)
+	currency, err := money.ParseCurrency(sl.order.Currency)
 	if err != nil {
-		return Receipt{}, fmt.Errorf("checkout currency: %w", err)
+		return Receipt{}, fmt.Errorf("sale currency: %w", err)
 	}
-	order := Order{
-		ID: ids.New("ord"), CheckoutID: co.ID, MerchantID: co.MerchantID, ShopperID: shopper.ID, ChatID: co.ChatID,
-		Currency: co.Currency, TotalMinor: co.TotalMinor, Status: OrderPaid, CreatedAt: now,
-	}
-	if co.TotalMinor > 0 {
-		posted, err := s.ledger.Post(ctx, tx, saleTransaction(co, lines, shopper.ID, currency, s.fee))
+	order := sl.order
+	var wallet *int64 // the wallet's balance after the sale, when the post said
+	if order.TotalMinor > 0 {
+		posted, err := s.ledger.Post(ctx, tx, saleTransaction(sl, currency, s.fee))
 		if err != nil {
 			return Receipt{}, err
 		}
 		order.LedgerTransactionID = sql.NullInt64{Int64: posted.ID, Valid: true}
+		if a := posted.After; a != nil && a.Account == ledger.ShopperWallet(sl.shopper.ID) && a.Currency == currency {
+			wallet = &a.Balance
+		}
 	}
-	for _, l := range lines {
+	for _, l := range sl.lines {
 		order.Lines = append(order.Lines, OrderLine{
 			LineNo: l.LineNo, ItemID: l.ItemID, SKU: l.item.SKU, Title: l.item.Title, Category: l.item.Category,
 			Kind: l.item.Kind, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor,
 		})
 	}
-	if err := s.insertOrder(ctx, tx, order); err != nil {
+	if err := s.insertOrder(ctx, tx, order, sl.qrID); err != nil {
 		return Receipt{}, err
 	}
-	const markPaid = `UPDATE checkouts SET status = 'paid', reserved = false, order_id = $2, closed_at = $3 WHERE id = $1`
-	if _, err := s.stmts.Exec(ctx, tx, markPaid, co.ID, order.ID, now); err != nil {
-		return Receipt{}, fmt.Errorf("mark checkout paid: %w", err)
-	}
-	coupons, err := s.issueCoupons(ctx, tx, order, lines, merchant)
+	coupons, err := s.issueCoupons(ctx, tx, order, sl.lines, sl.merchant)
 	if err != nil {
 		return Receipt{}, err
 	}
-	if err := s.enqueuePaid(ctx, tx, order, coupons, shopper, merchant, currency); err != nil {
+	if err := s.enqueuePaid(ctx, tx, order, coupons, sl.shopper, sl.merchant, currency); err != nil {
 		return Receipt{}, err
 	}
-	return s.receipt(ctx, tx, order, coupons, shopper, currency, lines, merchant)
+	return s.receipt(ctx, tx, order, coupons, sl.shopper, currency, sl.lines, wallet)
 }
 
 // checkPayable refuses a checkout that is no longer open at now.
@@ -424,9 +458,9 @@ func (s *Service) sellableLines(ctx context.Context, tx *sqlx.Tx, co Checkout) (
 // saleTransaction books a sale: the wallet pays the total; voucher lines go
 // to the merchant's deferred revenue (recognised at redemption), product
 // lines to its available balance net of the platform fee.
-func saleTransaction(co Checkout, lines []saleLine, shopperID string, currency money.Currency, fee money.Rate) ledger.Transaction {
+func saleTransaction(sl sale, currency money.Currency, fee money.Rate) ledger.Transaction {
 	var deferred, products int64
-	for _, l := range lines {
+	for _, l := range sl.lines {
 		amount := l.UnitPriceMinor * int64(l.Quantity)
 		if l.item.Kind == catalog.KindVoucher {
 			deferred += amount
@@ -435,17 +469,18 @@ func saleTransaction(co Checkout, lines []saleLine, shopperID string, currency m
 		}
 	}
 	feePart, net := fee.Split(products)
-	postings := []ledger.Posting{ledger.Debit(ledger.ShopperWallet(shopperID), currency, co.TotalMinor)}
+	merchantID := sl.order.MerchantID
+	postings := []ledger.Posting{ledger.Debit(ledger.ShopperWallet(sl.shopper.ID), currency, sl.order.TotalMinor)}
 	for _, p := range []ledger.Posting{
-		ledger.Credit(ledger.MerchantDeferred(co.MerchantID), currency, deferred),
-		ledger.Credit(ledger.MerchantAvailable(co.MerchantID), currency, net),
+		ledger.Credit(ledger.MerchantDeferred(merchantID), currency, deferred),
+		ledger.Credit(ledger.MerchantAvailable(merchantID), currency, net),
 		ledger.Credit(ledger.PlatformFees(), currency, feePart),
 	} {
 		if p.Amount != 0 {
 			postings = append(postings, p)
 		}
 	}
-	return ledger.Transaction{Key: "checkout:" + co.ID + ":pay", Description: "sale " + co.ID, Postings: postings}
+	return ledger.Transaction{Key: sl.ledgerKey, Description: sl.ledgerDescription, Postings: postings}
 }
 
 func (s *Service) enqueuePaid(ctx context.Context, tx *sqlx.Tx, order Order, coupons []Coupon, shopper Shopper, merchant catalog.Merchant, currency money.Currency) error {

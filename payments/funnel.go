@@ -24,7 +24,8 @@ const (
 )
 
 // CheckoutCounts are the checkouts opened from one QR code and how many of
-// them were paid.
+// them were paid; a one-call purchase from the code counts as a checkout
+// opened and paid.
 type CheckoutCounts struct {
 	Checkouts int64
 	Paid      int64
@@ -44,8 +45,10 @@ func (s *Service) CheckoutCountsByQR(ctx context.Context, merchantID string, qrI
 		return counts, nil
 	}
 	const q = `
-		SELECT qr_id, count(*) AS checkouts, count(*) FILTER (WHERE status = 'paid') AS paid
-		FROM checkouts WHERE merchant_id = $1 AND qr_id = ANY($2)
+		SELECT qr_id, count(*) AS checkouts, count(*) FILTER (WHERE paid) AS paid
+		FROM (SELECT qr_id, status = 'paid' AS paid FROM checkouts WHERE merchant_id = $1 AND qr_id = ANY($2)
+		      UNION ALL
+		      SELECT qr_id, true FROM orders WHERE merchant_id = $1 AND qr_id = ANY($2)) opened
 		GROUP BY qr_id`
 	var rows []struct {
 		QRID      string `db:"qr_id"`

@@ -36,6 +36,7 @@ func (h *HTTP) Register(g *echo.Group) {
 	v1.POST("/channel/shoppers", h.ensureShopper, channel)
 	v1.GET("/channel/shoppers/:id/wallet", h.wallet, channel)
 	v1.GET("/channel/shoppers/:id/coupons", h.shopperCoupons, channel)
+	v1.POST("/channel/purchases", h.purchase, channel)
 	v1.POST("/channel/checkouts", h.createCheckout, channel)
 	v1.GET("/channel/checkouts/:id", h.getCheckout, channel)
 	v1.POST("/channel/checkouts/:id/confirm", h.confirm, channel)
@@ -124,6 +125,55 @@ func (h *HTTP) shopperCoupons(c echo.Context) error {
 	return c.JSON(http.StatusOK, httpapi.NewPage(out, ""))
 }
 
+type purchaseRequest struct {
+	ShopperID string `json:"shopper_id"`
+	ChatID    string `json:"chat_id"`
+	ItemID    string `json:"item_id"`
+	Code      string `json:"code"`
+	Quantity  *int   `json:"quantity"`
+}
+
+// purchase is the one-call purchase: an item (or a scanned item or till
+// code) paid from the shopper's wallet in the transaction that claims the
+// Idempotency-Key, answering the receipt. Bots that must hold stock while
+// the shopper decides use the two-step checkout below instead.
+func (h *HTTP) purchase(c echo.Context) error {
+	var in purchaseRequest
+	body, err := httpapi.BindJSON(c, &in)
+	if err != nil {
+		return err
+	}
+	ch := channelOf(c)
+	sh, err := h.namedShopper(c, ch.ID, in.ShopperID)
+	if err != nil {
+		return err
+	}
+	p := Purchase{Shopper: sh, ChatID: in.ChatID, ItemID: in.ItemID, Code: in.Code}
+	if in.Quantity != nil {
+		if *in.Quantity < 1 || *in.Quantity > LineQuantityMax {
+			return problem.Field("quantity", "invalid_quantity", "quantity must be 1 to %d", LineQuantityMax)
+		}
+		p.Quantity = *in.Quantity
+	}
+	return h.idempotency.Handle(c, idempotency.ChannelScope(ch.ID), body, func(tx *sqlx.Tx) (int, any, error) {
+		receipt, err := h.service.Buy(c.Request().Context(), tx, p)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, toReceiptJSON(receipt), nil
+	})
+}
+
+// namedShopper is the shopper a channel's request body names, refused as a
+// field of the body when the channel has no such shopper.
+func (h *HTTP) namedShopper(c echo.Context, channelID, shopperID string) (Shopper, error) {
+	sh, err := h.service.ShopperOfChannel(c.Request().Context(), channelID, shopperID)
+	if p, ok := problem.As(err); ok && p.Kind == problem.KindNotFound {
+		return Shopper{}, problem.Field("shopper_id", "unknown_shopper", "no shopper %q on this channel", shopperID)
+	}
+	return sh, err
+}
+
 type checkoutRequest struct {
 	ShopperID  string `json:"shopper_id"`
 	ChatID     string `json:"chat_id"`
@@ -141,11 +191,8 @@ func (h *HTTP) createCheckout(c echo.Context) error {
 		return err
 	}
 	ch := channelOf(c)
-	sh, err := h.service.ShopperOfChannel(c.Request().Context(), ch.ID, in.ShopperID)
+	sh, err := h.namedShopper(c, ch.ID, in.ShopperID)
 	if err != nil {
-		if p, ok := problem.As(err); ok && p.Kind == problem.KindNotFound {
-			return problem.Field("shopper_id", "unknown_shopper", "no shopper %q on this channel", in.ShopperID)
-		}
 		return err
 	}
 	ttl, err := httpapi.Seconds("ttl_seconds", in.TTLSeconds, CheckoutTTLMin, CheckoutTTLMax)

@@ -60,7 +60,7 @@ type orderLineJSON struct {
 
 type orderJSON struct {
 	ID         string          `json:"id"`
-	CheckoutID string          `json:"checkout_id"`
+	CheckoutID *string         `json:"checkout_id"` // null for a one-call purchase
 	MerchantID string          `json:"merchant_id"`
 	ShopperID  string          `json:"shopper_id"`
 	Status     string          `json:"status"`
@@ -73,9 +73,12 @@ type orderJSON struct {
 
 func toOrderJSON(o Order) orderJSON {
 	out := orderJSON{
-		ID: o.ID, CheckoutID: o.CheckoutID, MerchantID: o.MerchantID, ShopperID: o.ShopperID, Status: o.Status,
+		ID: o.ID, MerchantID: o.MerchantID, ShopperID: o.ShopperID, Status: o.Status,
 		Total: amount(o.TotalMinor, o.Currency), Refunded: amount(o.RefundedMinor, o.Currency),
 		CreatedAt: o.CreatedAt, Lines: []orderLineJSON{},
+	}
+	if o.CheckoutID != "" {
+		out.CheckoutID = &o.CheckoutID
 	}
 	for _, l := range o.Lines {
 		out.Lines = append(out.Lines, orderLineJSON{ItemID: l.ItemID, SKU: l.SKU, Title: l.Title, Category: l.Category,

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
-	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
@@ -25,9 +25,10 @@ const (
 	OrderRefunded          = "refunded"
 )
 
-// Order is a paid checkout.
+// Order is a paid purchase.
 type Order struct {
-	ID                  string        `db:"id"`
+	ID string `db:"id"`
+	// CheckoutID is the checkout the order paid; "" for a one-call purchase.
 	CheckoutID          string        `db:"checkout_id"`
 	MerchantID          string        `db:"merchant_id"`
 	ShopperID           string        `db:"shopper_id"`
@@ -53,30 +54,42 @@ type OrderLine struct {
 	UnitPriceMinor int64  `db:"unit_price_minor"`
 }
 
-func (s *Service) insertOrder(ctx context.Context, tx *sqlx.Tx, o Order) error {
+// insertOrder writes o and its lines in one statement (one round trip);
+// qrID is the code a one-call purchase was bought from, if any (a checkout
+// records its own).
+func (s *Service) insertOrder(ctx context.Context, tx *sqlx.Tx, o Order, qrID string) error {
 	const insert = `
-		INSERT INTO orders (id, checkout_id, merchant_id, shopper_id, chat_id, currency, total_minor, status, ledger_transaction_id, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
-	if _, err := s.stmts.Exec(ctx, tx, insert, o.ID, o.CheckoutID, o.MerchantID, o.ShopperID, o.ChatID, o.Currency,
-		o.TotalMinor, o.Status, o.LedgerTransactionID, o.CreatedAt); err != nil {
+		WITH o AS (
+			INSERT INTO orders (id, checkout_id, merchant_id, shopper_id, chat_id, currency, total_minor, status, ledger_transaction_id, created_at, qr_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			RETURNING id)
+		INSERT INTO order_lines (order_id, line_no, item_id, sku, title, category, kind, quantity, unit_price_minor)
+		SELECT o.id, l.line_no, l.item_id, l.sku, l.title, l.category, l.kind, l.quantity, l.unit_price_minor
+		FROM o, unnest($12::integer[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::integer[], $19::bigint[])
+			AS l (line_no, item_id, sku, title, category, kind, quantity, unit_price_minor)`
+	n := len(o.Lines)
+	lineNos, quantities := make([]int64, n), make([]int64, n)
+	itemIDs, skus, titles, categories, kinds := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	prices := make([]int64, n)
+	for i, l := range o.Lines {
+		lineNos[i], itemIDs[i], skus[i], titles[i], categories[i], kinds[i] = int64(l.LineNo), l.ItemID, l.SKU, l.Title, l.Category, l.Kind
+		quantities[i], prices[i] = int64(l.Quantity), l.UnitPriceMinor
+	}
+	if _, err := s.stmts.Exec(ctx, tx, insert, o.ID, sql.NullString{String: o.CheckoutID, Valid: o.CheckoutID != ""},
+		o.MerchantID, o.ShopperID, o.ChatID, o.Currency, o.TotalMinor, o.Status, o.LedgerTransactionID, o.CreatedAt,
+		sql.NullString{String: qrID, Valid: qrID != ""},
+		pq.Array(lineNos), pq.Array(itemIDs), pq.Array(skus), pq.Array(titles), pq.Array(categories), pq.Array(kinds),
+		pq.Array(quantities), pq.Array(prices)); err != nil {
 		if database.IsUniqueViolation(err, "orders_checkout_key") {
 			// The checkout row lock makes this unreachable; the constraint is the second check.
 			return problem.New(problem.KindConflict, CodeAlreadyPaid, "this checkout is already paid")
 		}
 		return fmt.Errorf("insert order: %w", err)
 	}
-	const insertLine = `
-		INSERT INTO order_lines (order_id, line_no, item_id, sku, title, category, kind, quantity, unit_price_minor)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
-	for _, l := range o.Lines {
-		if _, err := s.stmts.Exec(ctx, tx, insertLine, o.ID, l.LineNo, l.ItemID, l.SKU, l.Title, l.Category, l.Kind, l.Quantity, l.UnitPriceMinor); err != nil {
-			return fmt.Errorf("insert order line: %w", err)
-		}
-	}
 	return nil
 }
 
-const orderColumns = `id, checkout_id, merchant_id, shopper_id, chat_id, currency, total_minor, refunded_minor, status, ledger_transaction_id, created_at`
+const orderColumns = `id, COALESCE(checkout_id, '') AS checkout_id, merchant_id, shopper_id, chat_id, currency, total_minor, refunded_minor, status, ledger_transaction_id, created_at`
 
 func loadOrderLines(ctx context.Context, q sqlx.QueryerContext, o *Order) error {
 	const lines = `SELECT line_no, item_id, sku, title, category, kind, quantity, unit_price_minor FROM order_lines WHERE order_id = $1 ORDER BY line_no`
@@ -170,10 +183,17 @@ type Receipt struct {
 	Remaining map[string]int
 }
 
-func (s *Service) receipt(ctx context.Context, tx *sqlx.Tx, order Order, coupons []Coupon, shopper Shopper, currency money.Currency, lines []saleLine, _ catalog.Merchant) (Receipt, error) {
-	balance, err := s.ledger.Balance(ctx, tx, ledger.ShopperWallet(shopper.ID), currency)
-	if err != nil {
-		return Receipt{}, fmt.Errorf("wallet balance: %w", err)
+// receipt answers a purchase; wallet is the wallet's balance if the sale's
+// post reported it (nil: read it).
+func (s *Service) receipt(ctx context.Context, tx *sqlx.Tx, order Order, coupons []Coupon, shopper Shopper, currency money.Currency, lines []saleLine, wallet *int64) (Receipt, error) {
+	var balance int64
+	if wallet != nil {
+		balance = *wallet
+	} else {
+		var err error
+		if balance, err = s.ledger.Balance(ctx, tx, ledger.ShopperWallet(shopper.ID), currency); err != nil {
+			return Receipt{}, fmt.Errorf("wallet balance: %w", err)
+		}
 	}
 	r := Receipt{Order: order, Coupons: coupons, Wallet: money.New(balance, currency), Remaining: map[string]int{}}
 	for _, l := range lines {

@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// TestOnePurchasePath holds the three callers of a purchase to Buy: the
-// shopper page's purchase (its "Buy now" and "Top up and pay"), the channel
-// API's confirm and the bench's
+// TestOnePurchasePath holds the callers of a purchase to Buy: the shopper
+// page's purchase (its "Buy now" and "Top up and pay"), the channel API's
+// one-call purchase and confirm and the bench's
 // direct purchase. Each must call Buy and none may run a step of a purchase
 // itself (resolve or consume a code, take stock, post to the ledger, open a
 // till code), so that what the bench measures and what every shopper runs
@@ -22,6 +22,7 @@ func TestOnePurchasePath(t *testing.T) {
 	callers := []struct{ dir, receiver, name string }{
 		{"../web", "Shopper", "purchase"},
 		{".", "HTTP", "confirm"},
+		{".", "HTTP", "purchase"},
 		{"../cmd/chatpay", "benchApp", "Purchase"},
 	}
 	steps := []string{"Resolve", "Consume", "TakeStock", "ReturnStock", "Post", "CreateDynamic", "confirm", "payTillCheckout"}

@@ -63,7 +63,7 @@ func newServices(db *sqlx.DB, cfg servicesConfig) (*services, error) {
 	now := cfg.Now
 	s := &services{
 		idempotency: idempotency.NewStore(db, now),
-		ledger:      ledger.New(now),
+		ledger:      ledger.New(now).Prepared(db),
 		catalog:     newCatalog(db, now, cfg.Sandbox),
 		webhooks:    newWebhooks(db, cfg.WebhookPolicy, now, cfg.Sandbox),
 	}

@@ -32,7 +32,7 @@ SELECT 'order ' || o.id AS subject,
        count(*) OVER () AS total
 FROM orders o
 LEFT JOIN ledger_transactions t ON t.id = o.ledger_transaction_id
-    AND t.idempotency_key = 'checkout:' || o.checkout_id || ':pay'
+    AND t.idempotency_key = COALESCE('checkout:' || o.checkout_id, 'order:' || o.id) || ':pay'
 LEFT JOIN LATERAL (
     SELECT sum(p.amount) AS amount FROM ledger_postings p
     JOIN ledger_accounts a ON a.id = p.account_id

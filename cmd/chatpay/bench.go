@@ -33,20 +33,21 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	var noBaseline bool
 	fs.StringVar(&scenarios, "scenarios", strings.Join(bench.Scenarios, ","), "comma-separated scenarios to run, in this order: "+strings.Join(bench.Scenarios, ", "))
 	fs.IntVar(&opts.Clients, "clients", bench.ClientsDefault, "concurrent clients, each a closed loop of purchases")
-	fs.DurationVar(&opts.Duration, "duration", bench.DurationDefault, "how long each scenario (and pgbench, and the direct baseline) runs")
+	fs.DurationVar(&opts.Duration, "duration", bench.DurationDefault, "how long each scenario (and each pgbench run, and the direct baseline) runs")
 	fs.IntVar(&opts.PurchasesMax, "purchases-max", bench.PurchasesMaxDefault, "at most this many purchases per scenario")
 	fs.IntVar(&opts.Merchants, "merchants", bench.MerchantsDefault, "merchants (one item each) the spread scenario buys from")
 	fs.StringVar(&opts.DatabaseURL, "database-url", "",
 		"reuse this PostgreSQL (a throwaway database: bench writes into it) instead of a private cluster in a temporary folder")
 	fs.StringVar(&opts.ProfileDir, "profile", "", "write CPU, block and mutex profiles and pg_stat_statements of every scenario into this folder")
 	fs.IntVar(&opts.PgbenchScale, "pgbench-scale", 0, "pgbench scale factor (default: the number of clients)")
-	fs.BoolVar(&noBaseline, "no-baseline", false, "skip pgbench and the direct (no HTTP) baseline")
+	fs.BoolVar(&noBaseline, "no-baseline", false, "skip pgbench (tpcb-like and the lean same-work baselines) and the direct (no HTTP) baseline")
 	fs.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	fs.StringVar(&logLevel, "log-level", "error", "the server's log level (its access log is off below warn)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.stderr, "Usage: chatpay bench [flags]\n\nStarts chatpay on a loopback port over a private PostgreSQL with production durability,\n"+
-			"drives complete purchases through the HTTP API and compares them with pgbench's tpcb-like\n"+
-			"on the same cluster. Exits non-zero if the ledger audit fails, a request answers 5xx or a\n"+
+			"drives complete purchases through the HTTP API and compares them with the same rows written\n"+
+			"lean by plain SQL (pgbench scripts: two transactions, one, one function call) and with\n"+
+			"pgbench's tpcb-like on the same cluster. Exits non-zero if the ledger audit fails, a request answers 5xx or a\n"+
 			"flash sale oversells.")
 		fs.PrintDefaults()
 	}

@@ -20,7 +20,7 @@ func TestBenchSmoke(t *testing.T) {
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	err := run(ctx, []string{"bench", "--json", "--duration", "2s", "--clients", "4", "--merchants", "20",
-		"--pgbench-scale", "1", "--scenarios", "spread,flash"}, &stdout, &stderr, func(string) string { return "" })
+		"--pgbench-scale", "1", "--scenarios", "spread,onecall,flash"}, &stdout, &stderr, func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr.String())
 	}
@@ -29,6 +29,11 @@ func TestBenchSmoke(t *testing.T) {
 			TPS     float64 `json:"tps"`
 			Missing string  `json:"missing"`
 		} `json:"pgbench"`
+		Lean []struct {
+			Name    string  `json:"name"`
+			TPS     float64 `json:"tps"`
+			Missing string  `json:"missing"`
+		} `json:"lean"`
 		Direct struct {
 			Purchases int `json:"purchases"`
 		} `json:"direct"`
@@ -55,15 +60,23 @@ func TestBenchSmoke(t *testing.T) {
 	if report.Direct.Purchases == 0 {
 		t.Error("the direct baseline bought nothing")
 	}
-	if len(report.Scenarios) != 2 {
-		t.Fatalf("%d scenarios, want spread and flash:\n%s", len(report.Scenarios), stdout.String())
+	if len(report.Scenarios) != 3 {
+		t.Fatalf("%d scenarios, want spread, onecall and flash:\n%s", len(report.Scenarios), stdout.String())
+	}
+	for _, l := range report.Lean {
+		if l.TPS <= 0 && !strings.Contains(l.Missing, "not found") {
+			t.Errorf("lean baseline %s measured nothing: %q", l.Name, l.Missing)
+		}
+	}
+	if len(report.Lean) != 3 && (len(report.Lean) != 1 || !strings.Contains(report.Lean[0].Missing, "not found")) {
+		t.Errorf("%d lean baselines, want 3", len(report.Lean))
 	}
 	for _, s := range report.Scenarios {
 		if s.Purchases == 0 || s.Status5xx != 0 || !s.AuditClean {
 			t.Errorf("%s: %d purchases, %d 5xx, audit clean %v, errors %v", s.Name, s.Purchases, s.Status5xx, s.AuditClean, s.Errors)
 		}
 	}
-	if f := report.Scenarios[1].Flash; f == nil || f.Oversold != 0 || f.Sold > f.Stock {
+	if f := report.Scenarios[2].Flash; f == nil || f.Oversold != 0 || f.Sold > f.Stock {
 		t.Errorf("flash sale: %+v", f)
 	}
 	if len(report.Targets) == 0 {

@@ -395,7 +395,8 @@ func (r *crashRequest) outcome() *crashAnswer {
 }
 
 // crashPurchase is one shopper's attempt to buy a card: a checkout, then its
-// confirmation if the checkout was created.
+// confirmation if the checkout was created; or a one-call purchase (then
+// Create is nil and Confirm is the purchase).
 type crashPurchase struct {
 	Shopper    string
 	Create     *crashRequest
@@ -445,13 +446,33 @@ func (l *crashLoad) settle(r *crashRequest) bool {
 	}
 }
 
-// worker buys for shoppers 2w and 2w+1 until sold out or a bound.
+// worker buys for shoppers 2w and 2w+1 until sold out or a bound: even
+// workers through the two-step checkout, odd ones in one call.
 func (l *crashLoad) worker(w int) {
 	for n := 0; n < crashWorkerBuysMax && time.Since(l.start) < crashBuyFor && !l.aborted.Load(); n++ {
 		p := &crashPurchase{Shopper: l.e.shoppers[2*w+n%2]}
 		l.mu.Lock()
 		l.purchases = append(l.purchases, p)
 		l.mu.Unlock()
+		if w%2 == 1 {
+			// Odd workers buy in one call, with no checkout.
+			p.Confirm = &crashRequest{
+				Key:  fmt.Sprintf("w%02d-n%02d-buy", w, n),
+				Path: "/v1/channel/purchases",
+				Body: mustJSON(map[string]any{"shopper_id": p.Shopper, "item_id": l.e.itemID, "quantity": 1}),
+			}
+			if !l.settle(p.Confirm) {
+				return
+			}
+			if a := p.Confirm.outcome(); a.Status == http.StatusConflict && a.code() == "sold_out" {
+				l.soldOut.Add(1)
+				return
+			}
+			if !l.paidReceipt(p, "") {
+				return
+			}
+			continue
+		}
 		p.Create = &crashRequest{
 			Key:  fmt.Sprintf("w%02d-n%02d-create", w, n),
 			Path: "/v1/channel/checkouts",
@@ -478,29 +499,43 @@ func (l *crashLoad) worker(w int) {
 		if !l.settle(p.Confirm) {
 			return
 		}
-		a = p.Confirm.outcome()
-		var receipt struct {
-			Order struct {
-				ID         string `json:"id"`
-				CheckoutID string `json:"checkout_id"`
-				ShopperID  string `json:"shopper_id"`
-				Status     string `json:"status"`
-			} `json:"order"`
-			Coupons []json.RawMessage `json:"coupons"`
-		}
-		if a.Status != http.StatusOK || json.Unmarshal(a.Body, &receipt) != nil || receipt.Order.ID == "" {
-			l.problem("confirm %s of %s answered %s", p.Confirm.Key, co.ID, a)
+		if !l.paidReceipt(p, co.ID) {
 			return
-		}
-		if receipt.Order.CheckoutID != co.ID || receipt.Order.ShopperID != p.Shopper || receipt.Order.Status != "paid" || len(receipt.Coupons) != 1 {
-			l.problem("confirm %s answered a receipt for another purchase: %s", p.Confirm.Key, a.Body)
-			return
-		}
-		p.OrderID = receipt.Order.ID
-		if l.paid.Add(1) == l.target {
-			l.once.Do(func() { close(l.reached) })
 		}
 	}
+}
+
+// paidReceipt checks that p's paying request (a confirmation of checkoutID,
+// or a one-call purchase when checkoutID is "") answered a receipt of its
+// own purchase, and counts it paid.
+func (l *crashLoad) paidReceipt(p *crashPurchase, checkoutID string) bool {
+	a := p.Confirm.outcome()
+	var receipt struct {
+		Order struct {
+			ID         string  `json:"id"`
+			CheckoutID *string `json:"checkout_id"`
+			ShopperID  string  `json:"shopper_id"`
+			Status     string  `json:"status"`
+		} `json:"order"`
+		Coupons []json.RawMessage `json:"coupons"`
+	}
+	if a.Status != http.StatusOK || json.Unmarshal(a.Body, &receipt) != nil || receipt.Order.ID == "" {
+		l.problem("%s answered %s", p.Confirm.Key, a)
+		return false
+	}
+	gotCheckout := ""
+	if receipt.Order.CheckoutID != nil {
+		gotCheckout = *receipt.Order.CheckoutID
+	}
+	if gotCheckout != checkoutID || receipt.Order.ShopperID != p.Shopper || receipt.Order.Status != "paid" || len(receipt.Coupons) != 1 {
+		l.problem("%s answered a receipt for another purchase: %s", p.Confirm.Key, a.Body)
+		return false
+	}
+	p.OrderID = receipt.Order.ID
+	if l.paid.Add(1) == l.target {
+		l.once.Do(func() { close(l.reached) })
+	}
+	return true
 }
 
 // runCrashLoad runs the sale; crash is called once, on the test's
@@ -627,18 +662,27 @@ func (l *crashLoad) checkOutcomes() {
 		Status     string `db:"status"`
 		TotalMinor int64  `db:"total_minor"`
 	}
-	if err := db.Select(&orders, `SELECT id, checkout_id, shopper_id, status, total_minor FROM orders WHERE merchant_id = $1`, e.merchantID); err != nil {
+	if err := db.Select(&orders, `SELECT id, COALESCE(checkout_id, '') AS checkout_id, shopper_id, status, total_minor FROM orders WHERE merchant_id = $1`, e.merchantID); err != nil {
 		t.Fatal(err)
 	}
 	perCheckout := map[string]int{}
+	oneCallOrders := map[string]bool{}
 	for _, o := range orders {
-		perCheckout[o.CheckoutID]++
+		if o.CheckoutID == "" {
+			oneCallOrders[o.ID] = true
+		} else {
+			perCheckout[o.CheckoutID]++
+		}
 		if o.Status != "paid" || o.TotalMinor != crashPriceMinor {
 			t.Errorf("order %s is %s for %d minor units; want paid for %d", o.ID, o.Status, o.TotalMinor, crashPriceMinor)
 		}
 	}
 	for _, p := range l.purchases {
-		if p.OrderID != "" && perCheckout[p.CheckoutID] != 1 {
+		switch {
+		case p.OrderID == "":
+		case p.CheckoutID == "" && !oneCallOrders[p.OrderID]:
+			t.Errorf("one-call purchase %s was answered paid with order %s, which is not in the database", p.Confirm.Key, p.OrderID)
+		case p.CheckoutID != "" && perCheckout[p.CheckoutID] != 1:
 			t.Errorf("checkout %s was answered paid; it has %d orders", p.CheckoutID, perCheckout[p.CheckoutID])
 		}
 	}
@@ -731,7 +775,7 @@ func (l *crashLoad) checkReplays() {
 				}
 				if first.Got.Before(l.crashAt) {
 					beforeCrash.Add(1)
-					if strings.HasSuffix(r.Path, "/confirm") {
+					if strings.HasSuffix(r.Path, "/confirm") || r.Path == "/v1/channel/purchases" {
 						confirmsBeforeCrash.Add(1)
 					}
 				}
@@ -739,7 +783,7 @@ func (l *crashLoad) checkReplays() {
 		})
 	}
 	wg.Wait()
-	t.Logf("replayed %d keys byte for byte, %d answered before the crash (%d confirmations)",
+	t.Logf("replayed %d keys byte for byte, %d answered before the crash (%d confirmations or one-call purchases)",
 		len(all), beforeCrash.Load(), confirmsBeforeCrash.Load())
 	if beforeCrash.Load() < 20 || confirmsBeforeCrash.Load() < 10 {
 		t.Errorf("only %d keys (%d confirmations) were answered before the crash; the replay check needs at least 20 (10)",

@@ -53,7 +53,7 @@ func commands() []command {
 		{"provider", "configure a merchant's Stripe or WeChat Pay account (provider stripe|wechatpay|show|remove|rotate-keys)", runProvider},
 		{"reconcile", "settle pending and unknown top-ups once by asking the payment provider", runReconcile},
 		{"expire", "expire coupons past their validity once (breakage, coupon.expired)", runExpire},
-		{"bench", "measure checkout throughput against pgbench on this machine (spread, hot, flash, webhooks, redeem)", runBench},
+		{"bench", "measure purchase throughput against the same rows written lean and pgbench (spread, onecall, hot, flash, webhooks, redeem)", runBench},
 	}
 }
 

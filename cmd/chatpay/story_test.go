@@ -266,7 +266,79 @@ func TestDoubleTapThroughChannelAPI(t *testing.T) {
 	assertVerifyClean(t, ta)
 }
 
-// A flash sale: 2,000 distinct buyers at once for 100 tea cards.
+// TestDoubleTapOneCallPurchase: 50 concurrent one-call purchases with one
+// Idempotency-Key pay once, answer one receipt, and write no checkout.
+func TestDoubleTapOneCallPurchase(t *testing.T) {
+	ta := startTestApp(t, storyStart)
+	shop := ta.teaShop(500)
+	itemID, channel := shop.itemID, shop.channel
+	shopperID := ta.call("POST", "/v1/channel/shoppers", channel.APIKey, "", map[string]any{"user_id": "42", "name": "Li Wei"}).JSON(t)["id"].(string)
+	ta.fund(shopperID, 1000, "CNY")
+	request := map[string]any{"shopper_id": shopperID, "chat_id": "chat-42", "item_id": itemID, "quantity": 2}
+
+	const taps = 50
+	responses := make([]apiResponse, taps)
+	var wg sync.WaitGroup
+	for i := range taps {
+		wg.Go(func() { responses[i] = ta.call("POST", "/v1/channel/purchases", channel.APIKey, "buy-1", request) })
+	}
+	wg.Wait()
+	var success []byte
+	for _, r := range responses {
+		switch {
+		case r.Status == http.StatusOK && (success == nil || bytes.Equal(r.Body, success)):
+			success = r.Body
+		case r.Status == http.StatusConflict && r.JSON(t)["code"] == "idempotency_key_in_use":
+		default:
+			t.Fatalf("unexpected %d %s (first success %s)", r.Status, r.Body, success)
+		}
+	}
+	retry := ta.call("POST", "/v1/channel/purchases", channel.APIKey, "buy-1", request)
+	if retry.Status != http.StatusOK || !bytes.Equal(retry.Body, success) || retry.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry after the taps: %d %s", retry.Status, retry.Body)
+	}
+	body := retry.JSON(t)
+	order := body["order"].(map[string]any)
+	if order["checkout_id"] != nil || body["wallet_balance"].(map[string]any)["amount"] != "4.00" || len(body["coupons"].([]any)) != 2 {
+		t.Errorf("receipt: %s", retry.Body)
+	}
+	if limits := body["purchase_limits"].([]any); len(limits) != 1 || limits[0].(map[string]any)["remaining"] != float64(0) {
+		t.Errorf("receipt limits %v", body["purchase_limits"])
+	}
+	t.Run("ErrLimitWithOtherKey", func(t *testing.T) {
+		other := ta.call("POST", "/v1/channel/purchases", channel.APIKey, "buy-2", map[string]any{"shopper_id": shopperID, "item_id": itemID})
+		if other.Status != http.StatusConflict || other.JSON(t)["code"] != payments.CodeLimitReached {
+			t.Fatalf("a third card: %d %s", other.Status, other.Body)
+		}
+	})
+	t.Run("ErrBadTargets", func(t *testing.T) {
+		for name, req := range map[string]map[string]any{
+			"none":          {"shopper_id": shopperID},
+			"both":          {"shopper_id": shopperID, "item_id": itemID, "code": "x"},
+			"quantity 0":    {"shopper_id": shopperID, "item_id": itemID, "quantity": 0},
+			"unknown item":  {"shopper_id": shopperID, "item_id": "itm_nope"},
+			"other shopper": {"shopper_id": "shp_nope", "item_id": itemID},
+		} {
+			r := ta.call("POST", "/v1/channel/purchases", channel.APIKey, "bad-"+name, req)
+			if r.Status != http.StatusUnprocessableEntity && r.Status != http.StatusBadRequest {
+				t.Errorf("%s: %d %s", name, r.Status, r.Body)
+			}
+		}
+	})
+	if n := ta.count(`SELECT count(*) FROM orders`); n != 1 {
+		t.Fatalf("%d orders", n)
+	}
+	if n := ta.count(`SELECT count(*) FROM checkouts`); n != 0 {
+		t.Fatalf("%d checkouts; a one-call purchase writes none", n)
+	}
+	if n := ta.count(`SELECT sum(quantity) FROM item_stock WHERE item_id = $1`, itemID); n != 498 {
+		t.Fatalf("stock %d, want 498", n)
+	}
+	assertVerifyClean(t, ta)
+}
+
+// A flash sale: 2,000 distinct buyers at once for 100 tea cards, half of
+// them through the two-step checkout and half in one call.
 func TestFlashSaleNeverOversells(t *testing.T) {
 	ta := startTestApp(t, storyStart)
 	shop := ta.teaShop(100)
@@ -292,6 +364,12 @@ func TestFlashSaleNeverOversells(t *testing.T) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			if i%2 == 1 {
+				results <- ta.call("POST", "/v1/channel/purchases", channel.APIKey, fmt.Sprint("buy-", i), map[string]any{
+					"shopper_id": shopperIDs[i], "item_id": itemID,
+				})
+				return
+			}
 			co := ta.call("POST", "/v1/channel/checkouts", channel.APIKey, fmt.Sprint("co-", i), map[string]any{
 				"shopper_id": shopperIDs[i], "lines": []map[string]any{{"item_id": itemID, "quantity": 1}},
 			})
@@ -328,9 +406,10 @@ func TestFlashSaleNeverOversells(t *testing.T) {
 	assertVerifyClean(t, ta)
 }
 
-// The per-shopper limit of 2 holds under 20 concurrent confirms of one
-// shopper: 20 "Buy now" taps with distinct keys at once (the page opens and
-// confirms a checkout in one transaction, so nothing is reserved first).
+// The per-shopper limit of 2 holds under 20 concurrent purchases of one
+// shopper with distinct keys at once: 10 "Buy now" taps on the page and 10
+// one-call purchases through the channel API (both pay in one transaction,
+// so nothing is reserved first).
 func TestPerShopperLimitUnderConcurrency(t *testing.T) {
 	ta := startTestApp(t, storyStart)
 	_, key := ta.merchant("McDonald's", "Asia/Shanghai")
@@ -351,6 +430,11 @@ func TestPerShopperLimitUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if i%2 == 1 {
+				answers[i] = ta.call("POST", "/v1/channel/purchases", channel.APIKey, fmt.Sprint("api-", i),
+					map[string]any{"shopper_id": sh.ID, "item_id": itemID})
+				return
+			}
 			answers[i] = ta.postForm(path+"/buy", url.Values{"launch": {launch}, "idempotency_key": {fmt.Sprint("tap-", i)}})
 		}()
 	}
@@ -358,9 +442,10 @@ func TestPerShopperLimitUnderConcurrency(t *testing.T) {
 	paid := 0
 	for _, r := range answers {
 		switch {
-		case r.Status == http.StatusSeeOther:
+		case r.Status == http.StatusSeeOther || r.Status == http.StatusOK:
 			paid++
 		case r.Status == http.StatusConflict && strings.Contains(string(r.Body), `data-code="purchase_limit_reached"`):
+		case r.Status == http.StatusConflict && strings.Contains(string(r.Body), `"code":"purchase_limit_reached"`):
 		default:
 			t.Errorf("unexpected %d %s", r.Status, r.Body)
 		}

@@ -1,13 +1,15 @@
 // Package bench is `chatpay bench`: it measures how many complete purchases
-// (create checkout → confirm, through the real HTTP API) chatpay sustains on
-// this machine, and compares that with what the same PostgreSQL does for a
-// plain write transaction (pgbench's tpcb-like) and with the checkout's own
-// SQL run without HTTP. The numbers only mean something next to each other,
-// on one machine, in one run; docs/performance.md keeps the latest ones.
+// (create checkout → confirm, or one call, through the real HTTP API)
+// chatpay sustains on this machine, and compares that with the same rows
+// written lean by plain SQL (the lean baselines, lean.go: the ceiling the
+// schema allows), with what the same PostgreSQL does for a plain write
+// transaction (pgbench's tpcb-like) and with the checkout's own SQL run
+// without HTTP. The numbers only mean something next to each other, on one
+// machine, in one run; docs/performance.md keeps the latest ones.
 //
 // The scenarios follow DESIGN.md's "Hot accounts": purchases spread over many
-// merchants, every purchase at one hot merchant, a flash sale of one item
-// with limited stock, and webhook delivery under load. After every scenario
+// merchants (two-step and one-call), every purchase at one hot merchant, a
+// flash sale of one item with limited stock, and webhook delivery under load. After every scenario
 // the ledger audit must come back clean.
 //
 // bench imports no domain package: cmd/chatpay hands it the wired service
@@ -47,6 +49,7 @@ const (
 // Scenario names, in the order a run takes them.
 const (
 	ScenarioSpread   = "spread"
+	ScenarioOneCall  = "onecall"
 	ScenarioHot      = "hot"
 	ScenarioFlash    = "flash"
 	ScenarioWebhooks = "webhooks"
@@ -54,7 +57,7 @@ const (
 )
 
 // Scenarios lists every scenario in run order.
-var Scenarios = []string{ScenarioSpread, ScenarioHot, ScenarioFlash, ScenarioWebhooks, ScenarioRedeem}
+var Scenarios = []string{ScenarioSpread, ScenarioOneCall, ScenarioHot, ScenarioFlash, ScenarioWebhooks, ScenarioRedeem}
 
 // Currency is the one currency bench sells in.
 const Currency = "CNY"
@@ -114,7 +117,8 @@ type Options struct {
 	// ProfileDir, when set, receives CPU and block profiles of every
 	// scenario and the top statements of pg_stat_statements.
 	ProfileDir string
-	// Baseline runs pgbench and the direct (no HTTP) checkout first.
+	// Baseline runs pgbench (tpcb-like and the lean same-work scripts) and
+	// the direct (no HTTP) checkout first.
 	Baseline     bool
 	PgbenchScale int
 	JSON         bool

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,12 +101,20 @@ func (e *env) runPgbench(ctx context.Context) *PgbenchResult {
 		return res
 	}
 	res.InitSeconds = round(time.Since(start).Seconds(), 1)
+	progress(e.opts, "pgbench: tpcb-like, -c %d -j 2", e.opts.Clients)
+	e.pgbenchLoad(ctx, bin, []string{"-b", "tpcb-like"}, conninfo, res)
+	return res
+}
+
+// pgbenchLoad runs pgbench with args (the workload) for the run's clients
+// and duration and records its throughput and costs per transaction in res
+// (res.Missing says why when it could not).
+func (e *env) pgbenchLoad(ctx context.Context, bin string, args []string, conninfo string, res *PgbenchResult) {
 	seconds := max(1, int(e.opts.Duration.Round(time.Second).Seconds()))
-	progress(e.opts, "pgbench: tpcb-like, -c %d -j 2 -T %d", e.opts.Clients, seconds)
 	runCtx, cancelRun := context.WithTimeout(ctx, e.opts.Duration+time.Minute)
 	defer cancelRun()
-	cmd := exec.CommandContext(runCtx, bin, "-b", "tpcb-like", "-c", strconv.Itoa(e.opts.Clients), "-j", "2",
-		"-T", strconv.Itoa(seconds), "-n", conninfo)
+	args = append(slices.Clone(args), "-c", strconv.Itoa(e.opts.Clients), "-j", "2", "-T", strconv.Itoa(seconds), "-n", conninfo)
+	cmd := exec.CommandContext(runCtx, bin, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	var pgStart map[int]time.Duration
@@ -115,7 +124,7 @@ func (e *env) runPgbench(ctx context.Context) *PgbenchResult {
 	walStart := e.walStats(ctx)
 	if err := cmd.Run(); err != nil {
 		res.Missing = fmt.Sprintf("pgbench failed: %v: %s", err, lastLine(out.Bytes()))
-		return res
+		return
 	}
 	var pgCPU time.Duration
 	if pgStart != nil {
@@ -128,7 +137,7 @@ func (e *env) runPgbench(ctx context.Context) *PgbenchResult {
 	parsePgbench(out.String(), res)
 	if res.TPS == 0 {
 		res.Missing = "could not read pgbench's output: " + lastLine(out.Bytes())
-		return res
+		return
 	}
 	// The same costs per transaction as the scenarios report per purchase,
 	// so the two can be compared where throughput alone would only say "less".
@@ -141,7 +150,6 @@ func (e *env) runPgbench(ctx context.Context) *PgbenchResult {
 			res.WALBytesPerTxn = round(float64(walEnd.bytes-walStart.bytes)/txns, 0)
 		}
 	}
-	return res
 }
 
 // createScratch creates pgbench's scratch database afresh; the returned
@@ -177,7 +185,14 @@ func parsePgbench(text string, res *PgbenchResult) {
 	}
 }
 
+// lastLine is the last line of pgbench's output, or its first error (the
+// last line of an aborted run only says that it aborted).
 func lastLine(out []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for _, l := range lines {
+		if strings.Contains(l, "error: client") || strings.Contains(l, "ERROR:") {
+			return l
+		}
+	}
 	return lines[len(lines)-1]
 }

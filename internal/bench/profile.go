@@ -9,7 +9,9 @@ import (
 	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/google/pprof/profile"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -25,6 +27,72 @@ const (
 type profiles struct {
 	dir, name string
 	cpu       *os.File
+	// split is the CPU profile's time by whose stacks it was in, once stopped.
+	split cpuSplit
+}
+
+// cpuSplit divides a CPU profile between the server (stacks under
+// net/http's server connection), the bench clients (the load loop and the
+// HTTP client's connection loops) and the rest (GC, scheduler), so that
+// the server's CPU per purchase is reported apart from the clients'.
+type cpuSplit struct {
+	ok                    bool
+	server, clients, rest time.Duration
+}
+
+var (
+	serverFrames = []string{"net/http.(*conn).serve"}
+	clientFrames = []string{"github.com/chatpay/chatpay/internal/bench.", "net/http.(*persistConn)."}
+)
+
+func splitCPU(path string) (cpuSplit, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return cpuSplit{}, err
+	}
+	defer f.Close()
+	prof, err := profile.Parse(f)
+	if err != nil {
+		return cpuSplit{}, fmt.Errorf("read CPU profile: %w", err)
+	}
+	value := -1
+	for i, st := range prof.SampleType {
+		if st.Type == "cpu" && st.Unit == "nanoseconds" {
+			value = i
+		}
+	}
+	if value < 0 {
+		return cpuSplit{}, fmt.Errorf("CPU profile %s has no cpu/nanoseconds samples", path)
+	}
+	split := cpuSplit{ok: true}
+	for _, sample := range prof.Sample {
+		d := time.Duration(sample.Value[value])
+		switch {
+		case stackHas(sample, serverFrames):
+			split.server += d
+		case stackHas(sample, clientFrames):
+			split.clients += d
+		default:
+			split.rest += d
+		}
+	}
+	return split, nil
+}
+
+func stackHas(sample *profile.Sample, prefixes []string) bool {
+	for _, loc := range sample.Location {
+		for _, line := range loc.Line {
+			if line.Function == nil {
+				continue
+			}
+			for _, prefix := range prefixes {
+				if strings.HasPrefix(line.Function.Name, prefix) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func startProfiles(dir, name string) (*profiles, error) {
@@ -59,6 +127,11 @@ func (p *profiles) stop() error {
 	if err := p.cpu.Close(); err != nil {
 		return err
 	}
+	split, err := splitCPU(p.cpu.Name())
+	if err != nil {
+		return err
+	}
+	p.split = split
 	for _, kind := range []string{"block", "mutex", "heap"} {
 		f, err := os.Create(filepath.Join(p.dir, kind+"-"+p.name+".pprof"))
 		if err != nil {

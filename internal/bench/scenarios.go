@@ -26,6 +26,17 @@ func (e *env) scenarioSpread(ctx context.Context, w *world) (*Result, error) {
 	return l.result(ScenarioSpread), nil
 }
 
+// scenarioOneCall is spread through the one-call purchase
+// (POST /v1/channel/purchases): one request, one transaction, no checkout.
+func (e *env) scenarioOneCall(ctx context.Context, w *world) (*Result, error) {
+	rngs := clientRands(e.opts.Clients, 3)
+	l := e.drive(ctx, ScenarioOneCall, e.opts.PurchasesMax, func(ctx context.Context, c, n int) outcome {
+		item := w.items[rngs[c].IntN(len(w.items))]
+		return e.purchaseOneCall(ctx, w.channel, w.shoppers[c][n%shoppersPerClient], item, e.key(ScenarioOneCall, c, n))
+	}, nil)
+	return l.result(ScenarioOneCall), nil
+}
+
 // scenarioHot buys the hot merchant's one item with every client.
 func (e *env) scenarioHot(ctx context.Context, w *world) (*Result, error) {
 	l := e.drive(ctx, ScenarioHot, e.opts.PurchasesMax, func(ctx context.Context, c, n int) outcome {
