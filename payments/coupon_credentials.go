@@ -65,14 +65,15 @@ func (c Coupon) Showable(now time.Time) bool {
 }
 
 // mintCouponCredential stores a new credential for c in q (the caller's
-// transaction) and returns its token, which is never stored.
-func mintCouponCredential(ctx context.Context, q sqlx.ExtContext, c Coupon, source string, now time.Time) (string, error) {
+// transaction) and returns its token, which is never stored. It runs on the
+// purchase path, so its statement is prepared like the coupon's own.
+func (s *Service) mintCouponCredential(ctx context.Context, q sqlx.ExtContext, c Coupon, source string, now time.Time) (string, error) {
 	raw := make([]byte, couponTokenBytes)
 	if _, err := rand.Read(raw); err != nil {
 		return "", fmt.Errorf("coupon token: %w", err)
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw)
-	if _, err := q.ExecContext(ctx, insertCouponCredentialSQL, couponTokenHash(token), c.ID, c.ShopperID, c.MerchantID, source, now); err != nil {
+	if _, err := s.stmts.Exec(ctx, q, insertCouponCredentialSQL, couponTokenHash(token), c.ID, c.ShopperID, c.MerchantID, source, now); err != nil {
 		return "", fmt.Errorf("store coupon credential: %w", err)
 	}
 	return token, nil
@@ -167,7 +168,7 @@ func (s *Service) ReceiptCouponLinks(ctx context.Context, shopperID string, coup
 			if !c.Showable(now) {
 				continue
 			}
-			token, err := mintCouponCredential(ctx, tx, c, credentialFromReceipt, now)
+			token, err := s.mintCouponCredential(ctx, tx, c, credentialFromReceipt, now)
 			if err != nil {
 				return err
 			}

@@ -128,7 +128,7 @@ func (s *Service) issueCoupons(ctx context.Context, tx *sqlx.Tx, order Order, li
 			if err := s.insertCoupon(ctx, tx, &c); err != nil {
 				return nil, err
 			}
-			if c.LinkToken, err = mintCouponCredential(ctx, tx, c, credentialFromChat, issuedAt); err != nil {
+			if c.LinkToken, err = s.mintCouponCredential(ctx, tx, c, credentialFromChat, issuedAt); err != nil {
 				return nil, err
 			}
 			coupons = append(coupons, c)
