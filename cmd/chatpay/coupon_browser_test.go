@@ -188,6 +188,9 @@ func TestBrowserCouponOfflineAllDay(t *testing.T) {
 		t.Errorf("the printed code is on the page although the merchant refuses typed codes: %q", text)
 	}
 	online, onlineStep := b.couponQR()
+	if b.eval(`document.querySelector('.qr-fallback').hidden ? 'hidden' : 'shown'`) != "hidden" {
+		t.Errorf("the page says its code lasts a minute although the phone draws the next ones")
+	}
 	b.screenshot("coupon-online")
 	// The page that installed the worker asked it to keep a copy.
 	b.waitFor(`caches.match(location.href).then(hit => hit ? 'kept' : '')`)

@@ -87,6 +87,18 @@
     }
   }
 
+  // showFallback says, under the server's QR, that it is good for a minute
+  // only: this browser cannot compute the next ones (no WebCrypto, say on a
+  // page not served over HTTPS).
+  function showFallback(box) {
+    box.dataset.failed = 'true';
+    var card = box.closest('.coupon');
+    var note = card && card.querySelector('.qr-fallback');
+    if (note) {
+      note.hidden = false;
+    }
+  }
+
   function start(box) {
     var data = box.dataset;
     var stepMs = Number(data.stepSeconds) * 1000;
@@ -123,7 +135,7 @@
         box.dataset.content = content;
         box.dataset.step = String(step);
       }).catch(function () {
-        box.dataset.failed = 'true';
+        showFallback(box);
       });
     }
     tick();
@@ -160,12 +172,14 @@
     window.addEventListener('online', showConnection);
     window.addEventListener('offline', showConnection);
     registerWorker();
-    if (!window.crypto || !window.crypto.subtle || !window.qrcode) {
-      return; // the server's QR stays: valid for a minute, the page says so
-    }
+    var capable = window.crypto && window.crypto.subtle && window.qrcode;
     var boxes = document.querySelectorAll('.coupon-qr[data-secret]');
     for (var i = 0; i < boxes.length; i++) {
-      start(boxes[i]);
+      if (capable) {
+        start(boxes[i]);
+      } else {
+        showFallback(boxes[i]); // the server's QR stays: valid for a minute
+      }
     }
   }
 
