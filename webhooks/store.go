@@ -205,17 +205,22 @@ func deleteEndpoint(ctx context.Context, db sqlx.ExecerContext, owner Owner, id 
 // other briefly.
 const lockConversationSQL = `SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1, 0))`
 
-// insertEventSQL writes the event and fans it out to the matching enabled
-// endpoints of its owners (or to one target endpoint for a test ping) in one
-// statement, then notifies the dispatchers; PostgreSQL delivers the
-// notification at commit, and never after a rollback. A delivery is due at
-// the event's time or the database's real now(), whichever is earlier: an
-// event stamped in the future (`chatpay expire --now`, a sandbox test clock)
-// goes out at once instead of parking its conversation's queue until then.
+// insertEventSQL takes the conversation's lock (lockConversationSQL's, in the
+// first CTE, so the seq is drawn only once it is held), writes the event and
+// fans it out to the matching enabled endpoints of its owners (or to one
+// target endpoint for a test ping), and notifies the dispatchers when it
+// made a delivery: one round trip per event (issue 19; it was three).
+// PostgreSQL delivers the notification at commit, and never after a
+// rollback. A delivery is due at the event's time or the database's real
+// now(), whichever is earlier: an event stamped in the future (`chatpay
+// expire --now`, a sandbox test clock) goes out at once instead of parking
+// its conversation's queue until then.
 const insertEventSQL = `
-WITH event AS (
+WITH locked AS (
+    SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $4, 0)) OFFSET 0
+), event AS (
     INSERT INTO webhook_events (id, type, owners, ordering_key, seq, body, created_at)
-    VALUES ($1, $2, $3, $4, nextval('webhook_event_seq'), $5, $6)
+    SELECT $1, $2, $3, $4, nextval('webhook_event_seq'), $5, $6 FROM locked
     RETURNING id, seq, ordering_key, created_at
 ), fanout AS (
     INSERT INTO webhook_deliveries (event_id, endpoint_id, ordering_key, seq, status, next_attempt_at, created_at)
@@ -225,33 +230,30 @@ WITH event AS (
       AND (e.owner_kind, e.owner_id) IN (SELECT k, i FROM unnest($7::text[], $8::text[]) AS o(k, i))
       AND CASE WHEN $9 = '' THEN e.event_types IS NULL OR $2 = ANY (e.event_types) ELSE e.id = $9 END
     RETURNING 1
+), made AS (
+    SELECT count(*) AS deliveries FROM fanout
 )
-SELECT count(*) FROM fanout`
+SELECT deliveries, CASE WHEN deliveries > 0 THEN pg_notify($10, '')::text END AS notified FROM made`
 
 const notifySQL = `SELECT pg_notify($1, '')`
 
 func insertEvent(ctx context.Context, tx sqlx.ExtContext, stmts *database.Stmts, e Event, body []byte, targetEndpointID string) (int, error) {
-	if _, err := stmts.Exec(ctx, tx, lockConversationSQL, e.OrderingKey); err != nil {
-		return 0, fmt.Errorf("lock conversation: %w", err)
-	}
 	owners := make([]string, len(e.Owners))
 	kinds := make([]string, len(e.Owners))
 	ownerIDs := make([]string, len(e.Owners))
 	for i, o := range e.Owners {
 		owners[i], kinds[i], ownerIDs[i] = o.String(), o.Kind, o.ID
 	}
-	var deliveries int
-	err := stmts.Get(ctx, tx, &deliveries, insertEventSQL, e.ID, e.Type, pq.StringArray(owners), e.OrderingKey,
-		body, e.CreatedAt, pq.StringArray(kinds), pq.StringArray(ownerIDs), targetEndpointID)
+	var inserted struct {
+		Deliveries int            `db:"deliveries"`
+		Notified   sql.NullString `db:"notified"`
+	}
+	err := stmts.Get(ctx, tx, &inserted, insertEventSQL, e.ID, e.Type, pq.StringArray(owners), e.OrderingKey,
+		body, e.CreatedAt, pq.StringArray(kinds), pq.StringArray(ownerIDs), targetEndpointID, NotifyChannel)
 	if err != nil {
 		return 0, fmt.Errorf("insert webhook event: %w", err)
 	}
-	if deliveries > 0 {
-		if _, err := stmts.Exec(ctx, tx, notifySQL, NotifyChannel); err != nil {
-			return 0, fmt.Errorf("notify dispatchers: %w", err)
-		}
-	}
-	return deliveries, nil
+	return inserted.Deliveries, nil
 }
 
 // deliveryRow is a delivery as listed, with its event's type.
