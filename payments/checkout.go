@@ -505,17 +505,17 @@ func (s *Service) enqueuePaid(ctx context.Context, tx *sqlx.Tx, order Order, cou
 		Order: webhooks.Order{ID: order.ID, MerchantID: order.MerchantID, Lines: lines,
 			Total: webhookAmount(money.New(order.TotalMinor, currency)), PaidAt: order.CreatedAt},
 	})
-	if err := s.outbox.Enqueue(ctx, tx, paid); err != nil {
-		return fmt.Errorf("enqueue order.paid: %w", err)
-	}
+	// One statement for all of the purchase's events (webhooks.Service.Enqueue).
+	events := make([]webhooks.Event, 0, 1+len(coupons))
+	events = append(events, paid)
 	for _, c := range coupons {
-		issued := webhooks.CouponIssued(order.CreatedAt, webhooks.CouponData{
+		events = append(events, webhooks.CouponIssued(order.CreatedAt, webhooks.CouponData{
 			ChatData: webhooks.ChatData{Chat: chat, Message: fmt.Sprintf("Your %s coupon %s is ready. %s", c.Title, c.Code, c.RulesText)},
 			Coupon:   c.webhook(CouponActive, s.qr.PageURL("/receipts/"+order.ID)),
-		})
-		if err := s.outbox.Enqueue(ctx, tx, issued); err != nil {
-			return fmt.Errorf("enqueue coupon.issued: %w", err)
-		}
+		}))
+	}
+	if err := s.outbox.Enqueue(ctx, tx, events...); err != nil {
+		return fmt.Errorf("enqueue order.paid and coupon.issued: %w", err)
 	}
 	return nil
 }
