@@ -144,11 +144,8 @@ func (h *HTTP) purchase(c echo.Context) error {
 		return err
 	}
 	ch := channelOf(c)
-	sh, err := h.service.ShopperOfChannel(c.Request().Context(), ch.ID, in.ShopperID)
+	sh, err := h.namedShopper(c, ch.ID, in.ShopperID)
 	if err != nil {
-		if p, ok := problem.As(err); ok && p.Kind == problem.KindNotFound {
-			return problem.Field("shopper_id", "unknown_shopper", "no shopper %q on this channel", in.ShopperID)
-		}
 		return err
 	}
 	p := Purchase{Shopper: sh, ChatID: in.ChatID, ItemID: in.ItemID, Code: in.Code}
@@ -165,6 +162,16 @@ func (h *HTTP) purchase(c echo.Context) error {
 		}
 		return http.StatusOK, toReceiptJSON(receipt), nil
 	})
+}
+
+// namedShopper is the shopper a channel's request body names, refused as a
+// field of the body when the channel has no such shopper.
+func (h *HTTP) namedShopper(c echo.Context, channelID, shopperID string) (Shopper, error) {
+	sh, err := h.service.ShopperOfChannel(c.Request().Context(), channelID, shopperID)
+	if p, ok := problem.As(err); ok && p.Kind == problem.KindNotFound {
+		return Shopper{}, problem.Field("shopper_id", "unknown_shopper", "no shopper %q on this channel", shopperID)
+	}
+	return sh, err
 }
 
 type checkoutRequest struct {
@@ -184,11 +191,8 @@ func (h *HTTP) createCheckout(c echo.Context) error {
 		return err
 	}
 	ch := channelOf(c)
-	sh, err := h.service.ShopperOfChannel(c.Request().Context(), ch.ID, in.ShopperID)
+	sh, err := h.namedShopper(c, ch.ID, in.ShopperID)
 	if err != nil {
-		if p, ok := problem.As(err); ok && p.Kind == problem.KindNotFound {
-			return problem.Field("shopper_id", "unknown_shopper", "no shopper %q on this channel", in.ShopperID)
-		}
 		return err
 	}
 	ttl, err := httpapi.Seconds("ttl_seconds", in.TTLSeconds, CheckoutTTLMin, CheckoutTTLMax)
