@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/internal/ids"
@@ -120,15 +121,27 @@ func (s *Service) CreateCheckout(ctx context.Context, tx *sqlx.Tx, req CheckoutR
 	if co.TotalMinor > money.MinorMax {
 		return Checkout{}, problem.Field("lines", "amount_out_of_range", "the checkout total is too large")
 	}
+	// The checkout and its lines in one statement: one round trip (issue 19).
 	const insertCheckout = `
-		INSERT INTO checkouts (id, merchant_id, shopper_id, chat_id, qr_id, status, reserved, currency, total_minor, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
-	if _, err := s.stmts.Exec(ctx, tx, insertCheckout, co.ID, co.MerchantID, co.ShopperID, co.ChatID, co.QRID, co.Status,
-		co.Reserved, co.Currency, co.TotalMinor, co.CreatedAt, co.ExpiresAt); err != nil {
-		return Checkout{}, fmt.Errorf("insert checkout: %w", err)
+		WITH co AS (
+			INSERT INTO checkouts (id, merchant_id, shopper_id, chat_id, qr_id, status, reserved, currency, total_minor, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			RETURNING id
+		)
+		INSERT INTO checkout_lines (checkout_id, line_no, item_id, quantity, unit_price_minor)
+		SELECT co.id, l.line_no, l.item_id, l.quantity, l.unit_price_minor
+		FROM co, unnest($12::integer[], $13::text[], $14::integer[], $15::bigint[]) AS l (line_no, item_id, quantity, unit_price_minor)`
+	lineNos := make([]int64, len(co.Lines))
+	itemIDs := make([]string, len(co.Lines))
+	quantities := make([]int64, len(co.Lines))
+	prices := make([]int64, len(co.Lines))
+	for i, l := range co.Lines {
+		lineNos[i], itemIDs[i], quantities[i], prices[i] = int64(l.LineNo), l.ItemID, int64(l.Quantity), l.UnitPriceMinor
 	}
-	if err := s.insertCheckoutLines(ctx, tx, co); err != nil {
-		return Checkout{}, err
+	if _, err := s.stmts.Exec(ctx, tx, insertCheckout, co.ID, co.MerchantID, co.ShopperID, co.ChatID, co.QRID, co.Status,
+		co.Reserved, co.Currency, co.TotalMinor, co.CreatedAt, co.ExpiresAt,
+		pq.Int64Array(lineNos), pq.StringArray(itemIDs), pq.Int64Array(quantities), pq.Int64Array(prices)); err != nil {
+		return Checkout{}, fmt.Errorf("insert checkout: %w", err)
 	}
 	return co, nil
 }
