@@ -309,30 +309,50 @@ const checkoutShopperSQL = `SELECT s.id, s.channel_id, s.external_user_id, s.dis
 
 // checkoutForUpdate locks a shopper's checkout; other shoppers' are not found.
 func (s *Service) checkoutForUpdate(ctx context.Context, tx *sqlx.Tx, id, shopperID string) (Checkout, error) {
-	return s.readCheckout(ctx, tx, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND shopper_id = $2 FOR UPDATE`, id, shopperID)
+	return s.readCheckout(ctx, tx, `id = $1 AND shopper_id = $2 FOR UPDATE`, id, shopperID)
 }
 
 // Checkout returns a shopper's checkout.
 func (s *Service) Checkout(ctx context.Context, id, shopperID string) (Checkout, error) {
-	return s.readCheckout(ctx, s.db, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND shopper_id = $2`, id, shopperID)
+	return s.readCheckout(ctx, s.db, `id = $1 AND shopper_id = $2`, id, shopperID)
 }
 
-// readCheckout reads the one checkout query selects (with args) and its
-// lines, or returns not_found.
-func (s *Service) readCheckout(ctx context.Context, q sqlx.ExtContext, query string, args ...any) (Checkout, error) {
-	var co Checkout
-	err := s.stmts.Get(ctx, q, &co, query, args...)
+// readCheckout reads the one checkout that where (with args; it may end in a
+// locking clause) selects, with its lines in the same statement (issue 19:
+// a confirm read them with a second round trip), or returns not_found.
+func (s *Service) readCheckout(ctx context.Context, q sqlx.ExtContext, where string, args ...any) (Checkout, error) {
+	var row struct {
+		Checkout
+		LineNos    pq.Int64Array  `db:"line_nos"`
+		ItemIDs    pq.StringArray `db:"item_ids"`
+		Quantities pq.Int64Array  `db:"quantities"`
+		Prices     pq.Int64Array  `db:"unit_prices_minor"`
+	}
+	err := s.stmts.Get(ctx, q, &row, `SELECT `+checkoutColumns+`, `+checkoutLineArrays+` FROM checkouts WHERE `+where, args...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Checkout{}, problem.NotFound("checkout")
 	}
 	if err != nil {
 		return Checkout{}, fmt.Errorf("read checkout: %w", err)
 	}
-	if err := s.stmts.Select(ctx, q, &co.Lines, checkoutLinesSQL, co.ID); err != nil {
-		return Checkout{}, fmt.Errorf("read checkout lines: %w", err)
+	co := row.Checkout
+	if len(row.ItemIDs) != len(row.LineNos) || len(row.Quantities) != len(row.LineNos) || len(row.Prices) != len(row.LineNos) {
+		return Checkout{}, fmt.Errorf("read checkout %s: lines of uneven length", co.ID)
+	}
+	co.Lines = make([]CheckoutLine, len(row.LineNos))
+	for i := range row.LineNos {
+		co.Lines[i] = CheckoutLine{LineNo: int(row.LineNos[i]), ItemID: row.ItemIDs[i], Quantity: int(row.Quantities[i]), UnitPriceMinor: row.Prices[i]}
 	}
 	return co, nil
 }
+
+// checkoutLineArrays are a checkout's lines as one array per column, in
+// line order, for readCheckout (each an index scan of the line's key).
+const checkoutLineArrays = `
+	ARRAY(SELECT l.line_no FROM checkout_lines l WHERE l.checkout_id = checkouts.id ORDER BY l.line_no) AS line_nos,
+	ARRAY(SELECT l.item_id FROM checkout_lines l WHERE l.checkout_id = checkouts.id ORDER BY l.line_no) AS item_ids,
+	ARRAY(SELECT l.quantity FROM checkout_lines l WHERE l.checkout_id = checkouts.id ORDER BY l.line_no) AS quantities,
+	ARRAY(SELECT l.unit_price_minor FROM checkout_lines l WHERE l.checkout_id = checkouts.id ORDER BY l.line_no) AS unit_prices_minor`
 
 // confirm pays an open checkout in tx (Buy is its one caller): exactly once,
 // whatever the number of taps or retries. It returns not_found,
