@@ -511,12 +511,13 @@ func TestMerchantAPI(t *testing.T) {
 	var got merchantJSON
 	res := env.do("GET", "/v1/merchant", key, nil)
 	res.decode(t, &got)
-	if res.Status != http.StatusOK || got.ID != m.ID || got.TimeZone != "Asia/Shanghai" || got.DefaultCurrency != "CNY" || !got.AllowTypedCodes {
+	if res.Status != http.StatusOK || got.ID != m.ID || got.TimeZone != "Asia/Shanghai" || got.DefaultCurrency != "CNY" || got.AllowTypedCodes {
+		// Typed codes start off: a printed code would defeat the rotating QR.
 		t.Fatalf("%d %s", res.Status, res.Body)
 	}
-	res = env.do("PATCH", "/v1/merchant", key, map[string]any{"allow_typed_codes": false, "time_zone": "Europe/Berlin", "name": "McD"})
+	res = env.do("PATCH", "/v1/merchant", key, map[string]any{"allow_typed_codes": true, "time_zone": "Europe/Berlin", "name": "McD"})
 	res.decode(t, &got)
-	if res.Status != http.StatusOK || got.AllowTypedCodes || got.TimeZone != "Europe/Berlin" || got.Name != "McD" {
+	if res.Status != http.StatusOK || !got.AllowTypedCodes || got.TimeZone != "Europe/Berlin" || got.Name != "McD" {
 		t.Fatalf("%d %s", res.Status, res.Body)
 	}
 	for body, field := range map[string]string{

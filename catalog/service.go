@@ -65,7 +65,9 @@ type MerchantDraft struct {
 // problem naming name, time_zone or default_currency.
 func (s *Service) CreateMerchant(ctx context.Context, draft MerchantDraft) (Merchant, error) {
 	now := s.clock()
-	m := Merchant{ID: ids.New("mer"), Status: MerchantActive, AllowTypedCodes: true, CreatedAt: now, UpdatedAt: now}
+	// Typed codes start off: a printed code would let a screenshot redeem,
+	// which the rotating QR exists to prevent (migration 111).
+	m := Merchant{ID: ids.New("mer"), Status: MerchantActive, AllowTypedCodes: false, CreatedAt: now, UpdatedAt: now}
 	if err := applyMerchantDraft(&m, draft); err != nil {
 		return Merchant{}, err
 	}

@@ -543,8 +543,10 @@ func (s *Service) enqueuePaid(ctx context.Context, tx *sqlx.Tx, order Order, cou
 	events = append(events, paid)
 	for _, c := range coupons {
 		events = append(events, webhooks.CouponIssued(order.CreatedAt, webhooks.CouponData{
-			ChatData: webhooks.ChatData{Chat: chat, Message: fmt.Sprintf("Your %s coupon %s is ready. %s", c.Title, c.Code, c.RulesText)},
-			Coupon:   c.webhook(CouponActive, s.qr.PageURL("/receipts/"+order.ID)),
+			// No printed code in the chat: the coupon is shown from its link,
+			// whose QR rotates (docs/coupons.md).
+			ChatData: webhooks.ChatData{Chat: chat, Message: fmt.Sprintf("Your %s coupon is ready. %s", c.Title, c.RulesText)},
+			Coupon:   c.webhook(CouponActive, s.CouponLink(c.LinkToken)),
 		}))
 	}
 	if err := s.outbox.Enqueue(ctx, tx, events...); err != nil {

@@ -49,6 +49,9 @@ type Coupon struct {
 	Title      string        `db:"title"`
 	RulesText  string        `db:"-"`
 	Rules      catalog.Rules `db:"-"`
+	// LinkToken is the token of the chat's coupon link, known only to the
+	// purchase that issued the coupon (coupon_credentials.go).
+	LinkToken string `db:"-"`
 }
 
 // couponAlphabet is Crockford's base32: no I, L, O, U, so codes survive
@@ -123,6 +126,9 @@ func (s *Service) issueCoupons(ctx context.Context, tx *sqlx.Tx, order Order, li
 			c.Secret = make([]byte, 20)
 			_, _ = rand.Read(c.Secret)
 			if err := s.insertCoupon(ctx, tx, &c); err != nil {
+				return nil, err
+			}
+			if c.LinkToken, err = s.mintCouponCredential(ctx, tx, c, credentialFromChat, issuedAt); err != nil {
 				return nil, err
 			}
 			coupons = append(coupons, c)

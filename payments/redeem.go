@@ -21,19 +21,20 @@ import (
 	"github.com/chatpay/chatpay/webhooks"
 )
 
-// Redemption tokens make a screenshot of the receipt useless after a minute
-// or so: the receipt page shows a QR whose content carries a token derived
-// from the coupon's secret and the current 30-second step (TOTP, RFC 6238,
-// over HOTP, RFC 4226, with HMAC-SHA1), and the till accepts the current
-// step and one step either side for clock skew and scanning time.
+// Redemption tokens make a screenshot of the coupon useless after a minute
+// or so: the coupon page's script (web/static/coupon.js) draws a QR whose
+// content carries a token derived from the coupon's secret and the current
+// 30-second step (TOTP, RFC 6238, over HOTP, RFC 4226, with HMAC-SHA1) on the
+// phone, with no connection needed, and the till accepts the current step
+// and one step either side for clock skew and scanning time.
 const (
-	// RedemptionTokenStep is the lifetime of one token step; the receipt page
-	// refreshes its QR at least this often.
+	// RedemptionTokenStep is the lifetime of one token step; the coupon
+	// page's script draws a new QR at each step.
 	RedemptionTokenStep = 30 * time.Second
 	// redemptionTokenSkewSteps is how many steps either side are accepted.
 	redemptionTokenSkewSteps = 1
-	// redemptionTokenDigits is the token's length in decimal digits.
-	redemptionTokenDigits = 8
+	// RedemptionTokenDigits is the token's length in decimal digits.
+	RedemptionTokenDigits = 8
 	// RedemptionQRPrefix starts the content of a redemption QR.
 	RedemptionQRPrefix = "CP1:"
 	// RedeemAtSkewMax bounds how far a till's "at" may be from chatpay's
@@ -65,7 +66,7 @@ func RedemptionQRContent(c Coupon, now time.Time) string {
 	return RedemptionQRPrefix + c.Code + ":" + RedemptionToken(c.Secret, now)
 }
 
-// hotp is RFC 4226's HOTP with dynamic truncation to redemptionTokenDigits.
+// hotp is RFC 4226's HOTP with dynamic truncation to RedemptionTokenDigits.
 func hotp(secret []byte, counter uint64) string {
 	mac := hmac.New(sha1.New, secret)
 	var msg [8]byte
@@ -75,10 +76,10 @@ func hotp(secret []byte, counter uint64) string {
 	offset := sum[len(sum)-1] & 0x0f
 	value := binary.BigEndian.Uint32(sum[offset:offset+4]) & 0x7fffffff
 	modulus := uint32(1)
-	for range redemptionTokenDigits {
+	for range RedemptionTokenDigits {
 		modulus *= 10
 	}
-	return fmt.Sprintf("%0*d", redemptionTokenDigits, value%modulus)
+	return fmt.Sprintf("%0*d", RedemptionTokenDigits, value%modulus)
 }
 
 // validRedemptionToken accepts the token of now's step or of one step
@@ -374,7 +375,9 @@ func (s *Service) enqueueCouponEvent(ctx context.Context, tx *sqlx.Tx, c Coupon,
 	if err := tx.QueryRowxContext(ctx, q, c.OrderID).Scan(&chat.ChannelID, &chat.ExternalUserID, &chat.ChatID); err != nil {
 		return fmt.Errorf("coupon conversation: %w", err)
 	}
-	data := webhooks.CouponData{ChatData: webhooks.ChatData{Chat: chat}, Coupon: c.webhook(status, s.qr.PageURL("/receipts/"+c.OrderID))}
+	// No redeem_url: the link of coupon.issued stays the coupon's link, and
+	// its token is not kept in clear anywhere to send again.
+	data := webhooks.CouponData{ChatData: webhooks.ChatData{Chat: chat}, Coupon: c.webhook(status, "")}
 	fill(&data, c.Location())
 	var event webhooks.Event
 	switch status {

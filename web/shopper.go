@@ -35,12 +35,9 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-//go:embed assets/shopper.js
-var shopperScript []byte
-
-// shopperScriptPath is where the shopper pages' one script is served from;
-// the pages' CSP allows scripts of their own origin only.
-const shopperScriptPath = "/assets/shopper.js"
+// shopperScript is the shopper pages' one script (pending states), served
+// from this origin like the coupon pages' (static.go), as their CSP wants.
+var shopperScript = staticURL("shopper.js")
 
 // The wait of a double tap: a second "Buy now" whose key is still in flight
 // waits for the first to finish and then shows the same receipt.
@@ -66,8 +63,8 @@ type Shopper struct {
 func NewShopper(p *payments.Service, c *catalog.Service, idem *idempotency.Store, logger *slog.Logger, now func() time.Time) *Shopper {
 	return &Shopper{
 		payments: p, catalog: c, idempotency: idem, logger: logger,
-		templates: template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/checkout.html", "templates/receipt.html",
-			"templates/message.html", "templates/layout.html")),
+		templates: template.Must(template.New("").Funcs(funcs).Funcs(couponFuncs).ParseFS(templateFS, "templates/checkout.html",
+			"templates/receipt.html", "templates/coupon.html", "templates/wallet.html", "templates/message.html", "templates/layout.html")),
 		now: now,
 	}
 }
@@ -82,30 +79,11 @@ func (h *Shopper) Register(g *echo.Group) {
 	g.POST("/tg/:channel", h.telegramEntry) // a page that posts initData
 	g.GET("/o/:token", h.chooserPage)
 	g.GET("/o/:token/go", h.chooseMessenger)
-	g.GET(shopperScriptPath, serveShopperScript)
-}
-
-// serveShopperScript serves the pending state of Buy and Top up. It may be
-// cached for a day: a page that gets yesterday's copy works all the same,
-// because the forms post without it.
-func serveShopperScript(c echo.Context) error {
-	c.Response().Header().Set("Cache-Control", "public, max-age=86400")
-	c.Response().Header().Set("X-Content-Type-Options", "nosniff")
-	return c.Blob(http.StatusOK, "text/javascript; charset=utf-8", shopperScript)
+	h.registerCoupons(g) // coupon.go: coupon links, My coupons, static files
 }
 
 var funcs = template.FuncMap{
 	"money": func(a money.Amount) string { return a.String() },
-	// couponStatus words a coupon that can no longer be shown at the till.
-	"couponStatus": func(t *shopperText, status string) string {
-		switch status {
-		case payments.CouponRedeemed:
-			return t.CouponUsed
-		case payments.CouponRefunded:
-			return t.CouponRefunded
-		}
-		return t.CouponExpired
-	},
 	// amountText is the bare decimal ("3.00") a form posts back.
 	"amountText": func(a money.Amount) string { return a.Currency.Format(a.Minor) },
 	// page bundles what the shared head needs: the title, the wording and
@@ -322,7 +300,7 @@ func (h *Shopper) showCheckout(c echo.Context, launch string, outcome checkoutOu
 	}
 	t := textForLaunch(c, verified)
 	view := checkoutView{T: t, Token: c.Param("token"), Launch: launch, IdempotencyKey: newKey(), TopUpKey: newKey(), Shopper: shopper,
-		Notice: outcome.Notice, Card: outcome.Card, CardHint: h.payments.Mode() == instancemode.Sandbox, Script: shopperScriptPath}
+		Notice: outcome.Notice, Card: outcome.Card, CardHint: h.payments.Mode() == instancemode.Sandbox, Script: shopperScript}
 	if code.TargetType == qr.TargetCheckout {
 		err = h.tillView(ctx, code, &view)
 	} else {
@@ -515,83 +493,6 @@ func (h *Shopper) runWaitingForFirstTap(ctx context.Context, req idempotency.Req
 		}
 		return resp, err
 	}
-}
-
-type couponView struct {
-	payments.Coupon
-	QRSVG template.HTML
-}
-
-type receiptView struct {
-	T        *shopperText
-	Order    payments.Order
-	Total    money.Amount
-	Merchant catalog.Merchant
-	Coupons  []couponView
-	Wallet   money.Amount
-	Lines    []lineView
-	Refresh  int // seconds between reloads while a coupon QR is shown; 0: none
-}
-
-type lineView struct {
-	payments.OrderLine
-	Price money.Amount
-}
-
-func (h *Shopper) receiptPage(c echo.Context) error {
-	ctx := c.Request().Context()
-	shopper, verified, err := h.shopperFromRequest(c, launchParam(c))
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	order, err := h.payments.ShopperOrder(ctx, shopper.ID, c.Param("id"))
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	currency, err := money.ParseCurrency(order.Currency)
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	merchant, err := h.catalog.Merchant(ctx, order.MerchantID)
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	coupons, err := h.payments.OrderCoupons(ctx, order.ID)
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	wallet, err := h.payments.WalletBalance(ctx, shopper.ID, currency)
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	t := textForLaunch(c, verified)
-	view := receiptView{T: t, Order: order, Total: money.New(order.TotalMinor, currency), Merchant: merchant, Wallet: wallet}
-	for _, l := range order.Lines {
-		view.Lines = append(view.Lines, lineView{OrderLine: l, Price: money.New(l.UnitPriceMinor*int64(l.Quantity), currency)})
-	}
-	// The till checks the token at the merchant's time: a sandbox test clock.
-	now, err := h.payments.NowFor(ctx, order.MerchantID)
-	if err != nil {
-		return h.renderProblem(c, err)
-	}
-	for _, cp := range coupons {
-		issued := cp.IssuedAt
-		cp.RulesText = catalog.RenderRules(cp.Rules, t.Lang, cp.Location(), &issued)
-		if cp.Status != payments.CouponActive {
-			// Redeemed, refunded or expired: no code to show at the till.
-			view.Coupons = append(view.Coupons, couponView{Coupon: cp})
-			continue
-		}
-		// The QR carries a token that changes every RedemptionTokenStep, so a
-		// screenshot passed around stops working; the page reloads itself.
-		svg, err := qr.SVG(payments.RedemptionQRContent(cp, now), couponQRSizePx)
-		if err != nil {
-			return h.renderProblem(c, err)
-		}
-		view.Coupons = append(view.Coupons, couponView{Coupon: cp, QRSVG: inlineSVG(svg)})
-		view.Refresh = int(payments.RedemptionTokenStep / time.Second)
-	}
-	return h.render(c, http.StatusOK, "receipt.html", view)
 }
 
 func newKey() string {

@@ -273,8 +273,8 @@ func TestBrowserTeaCardStory(t *testing.T) {
 		t.Errorf("price %q", price)
 	}
 	shopperTab.screenshot("phone-checkout")
-	shopperTab.do(chromedp.Click(chromedp.CSS("#buy")), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-code]")))
-	couponCode := shopperTab.text("[data-testid=coupon-code]")
+	shopperTab.do(chromedp.Click(chromedp.CSS("#buy")), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-qr] canvas")))
+	couponLink := shopperTab.eval(`document.querySelector('[data-testid=coupon-link]').href`)
 	shopperTab.screenshot("phone-receipt")
 	if n := ta.count(`SELECT count(*) FROM orders`); n != 1 {
 		t.Fatalf("%d orders after Buy now", n)
@@ -299,10 +299,12 @@ func TestBrowserTeaCardStory(t *testing.T) {
 	}
 	b.screenshot("overview-after-sale")
 
-	// 6. At 17:30 the till refuses the coupon: outside its hours.
+	// 6. At 17:30 the till refuses the coupon the phone shows: outside its
+	// hours. (The scanner types what it reads into the till's field.)
 	ta.clock.Set(storyStart.Add(3 * time.Hour))
+	scanned := b.showCoupon(couponLink)
 	b.do(chromedp.Navigate(ta.URL+"/dashboard/till"), chromedp.WaitVisible(chromedp.CSS("#code")))
-	b.do(chromedp.SetValue(chromedp.CSS("#code"), strings.ToLower(couponCode)), chromedp.Click(chromedp.CSS("#redeem")),
+	b.do(chromedp.SetValue(chromedp.CSS("#code"), scanned), chromedp.Click(chromedp.CSS("#redeem")),
 		chromedp.WaitVisible(chromedp.CSS("[data-testid=verdict]")))
 	if reason := b.text("[data-testid=reason]"); reason != "outside_time_window" {
 		t.Fatalf("the till says %q at 17:30, want outside_time_window", reason)
@@ -315,8 +317,9 @@ func TestBrowserTeaCardStory(t *testing.T) {
 	b.do(chromedp.Navigate(ta.URL+"/dashboard/till"), chromedp.WaitVisible(chromedp.CSS("#login")))
 	b.do(fill(map[string]string{"email": "owner@mcd.example", "password": "tea-time-1400"})...)
 	b.do(chromedp.Click(chromedp.CSS("#login")), chromedp.WaitVisible(chromedp.CSS("[data-testid=sales-chart]")))
+	scanned = b.showCoupon(couponLink)
 	b.do(chromedp.Navigate(ta.URL+"/dashboard/till"), chromedp.WaitVisible(chromedp.CSS("#code")))
-	b.do(chromedp.SetValue(chromedp.CSS("#code"), couponCode), chromedp.Click(chromedp.CSS("#redeem")),
+	b.do(chromedp.SetValue(chromedp.CSS("#code"), scanned), chromedp.Click(chromedp.CSS("#redeem")),
 		chromedp.WaitVisible(chromedp.CSS("[data-testid=verdict]")))
 	if verdict := b.eval(`document.querySelector('[data-testid=verdict]').dataset.verdict`); verdict != "accepted" {
 		t.Fatalf("the till says %q at 14:10: %s", verdict, b.text("[data-testid=verdict]"))

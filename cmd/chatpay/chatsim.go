@@ -105,6 +105,9 @@ func (s *chatSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Data struct {
 			Chat    webhooks.Chat `json:"chat"`
 			Message string        `json:"message"`
+			Coupon  struct {
+				RedeemURL string `json:"redeem_url"`
+			} `json:"coupon"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &env); err != nil {
@@ -121,6 +124,10 @@ func (s *chatSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			where = env.Type // endpoint.disabled, test.ping: for the operator, not a chat
 		}
 		fmt.Fprintf(s.out, "[%s] %s\n", where, env.Data.Message)
+		if link := env.Data.Coupon.RedeemURL; link != "" {
+			// A bot posts the coupon's link as the message's button.
+			fmt.Fprintf(s.out, "[%s] [Open coupon] %s\n", where, link)
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

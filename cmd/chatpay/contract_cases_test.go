@@ -191,7 +191,7 @@ func TestWebhookDocsMatchPayloads(t *testing.T) {
 	shop := ta.teaShop(500)
 	orderID, coupons := ta.buy(shop, "42", map[string]int{shop.itemID: 2})
 	ta.clock.Set(shanghai(t, 2026, 11, 21, 14, 30, 0))
-	if r := ta.redeem(shop.key, "", coupons[0].Code, nil); r.Status != http.StatusOK {
+	if r := ta.redeem(shop.key, "", payments.RedemptionQRContent(coupons[0], ta.clock.Now()), nil); r.Status != http.StatusOK {
 		t.Fatalf("redeem: %d %s", r.Status, r.Body)
 	}
 	if r := ta.call("POST", "/v1/orders/"+orderID+"/refunds", shop.key, "", map[string]any{"coupon_id": coupons[1].ID}); r.Status != http.StatusCreated {

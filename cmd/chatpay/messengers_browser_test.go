@@ -35,14 +35,14 @@ func TestBrowserTelegramMiniApp(t *testing.T) {
 		t.Errorf("the bootstrap left the page at %s", loc)
 	}
 	b.screenshot("telegram-first-party-checkout")
-	b.do(chromedp.Click(chromedp.CSS("#buy")), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-code]")))
+	b.do(chromedp.Click(chromedp.CSS("#buy")), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-qr] canvas")))
 	b.screenshot("telegram-first-party-receipt")
 
 	// Third party: the t.me/<bot>/<app>?startapp=<token> link opens /tg/<channel>.
 	ta.clock.Set(time.Unix(tgSampleThirdPartyDate+30, 0))
 	b.do(chromedp.Navigate(ta.URL+"/tg/"+thirdID+"?tgWebAppStartParam="+token+fragment(tgSampleThirdParty)),
 		chromedp.WaitVisible(chromedp.CSS("#buy")))
-	b.do(chromedp.Click(chromedp.CSS("#buy")), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-code]")))
+	b.do(chromedp.Click(chromedp.CSS("#buy")), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-qr] canvas")))
 	b.screenshot("telegram-third-party-receipt")
 
 	// Opened outside Telegram (no fragment), the page says so plainly.

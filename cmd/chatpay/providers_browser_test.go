@@ -100,7 +100,7 @@ func TestWeChatPaySheetInTheBrowser(t *testing.T) {
 		t.Fatalf("notification: %d", got)
 	}
 	b.do(chromedp.Navigate(checkout), chromedp.WaitVisible(chromedp.CSS("#buy")))
-	b.do(chromedp.Click(chromedp.CSS("#buy")), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-code]")))
+	b.do(chromedp.Click(chromedp.CSS("#buy")), chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-qr] canvas")))
 	b.screenshot("wechat-receipt")
 	assertVerifyClean(t, ps.testApp)
 }

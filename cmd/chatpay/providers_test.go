@@ -187,11 +187,12 @@ func (ps *providerStory) buyAndRedeem() {
 		ps.t.Fatalf("buy: %d %s", buy.Status, buy.Body)
 	}
 	orderID := receiptPath.FindStringSubmatch(buy.Header.Get("Location"))[1]
-	var code string
-	if err := ps.db.Get(&code, `SELECT code FROM coupons WHERE order_id = $1`, orderID); err != nil {
+	var coupon payments.Coupon
+	if err := ps.db.Get(&coupon, `SELECT code, secret FROM coupons WHERE order_id = $1`, orderID); err != nil {
 		ps.t.Fatal(err)
 	}
-	if r := ps.redeem(ps.shop.key, "redeem-"+orderID, code, []map[string]any{line("TEA", "tea", "3.00")}); r.Status != http.StatusOK {
+	// The till scans the QR the shopper's phone draws now.
+	if r := ps.redeem(ps.shop.key, "redeem-"+orderID, payments.RedemptionQRContent(coupon, ps.clock.Now()), []map[string]any{line("TEA", "tea", "3.00")}); r.Status != http.StatusOK {
 		ps.t.Fatalf("redeem at 14:30: %d %s", r.Status, r.Body)
 	}
 }

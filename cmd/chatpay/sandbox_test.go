@@ -65,6 +65,8 @@ func sandboxShop(t *testing.T, hc httpClient, dsn string) (merchantKey, channelK
 		t.Fatalf("no api key in:\n%s", out)
 	}
 	merchantKey = m[1]
+	// New merchants refuse typed codes; these tills type the printed code.
+	hc.must(http.StatusOK, "PATCH", "/v1/merchant", merchantKey, "", map[string]any{"allow_typed_codes": true})
 	ch := hc.must(http.StatusCreated, "POST", "/v1/admin/channels", testOperatorToken, "", map[string]any{"name": "Tea bot", "kind": "telegram"})
 	return merchantKey, ch["api_key"].(string)
 }

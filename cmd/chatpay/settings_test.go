@@ -78,7 +78,7 @@ func TestSettingsPage(t *testing.T) {
 			t.Fatalf("%d %s", status, body)
 		}
 		name, zone, typed := settingsFormValues(t, body)
-		if name != "Alice Tea" || zone != "Asia/Shanghai" || typed != "allow" {
+		if name != "Alice Tea" || zone != "Asia/Shanghai" || typed != "refuse" { // typed codes start off
 			t.Fatalf("form shows %q %q %q", name, zone, typed)
 		}
 		for _, want := range []string{
@@ -212,6 +212,10 @@ func TestSettingsTypedCodesAtTheTill(t *testing.T) {
 	shop := teaShop{merchant: m, key: key, itemID: created.JSON(t)["id"].(string), channel: ta.channel()}
 	_, coupons := ta.buy(shop, "42", map[string]int{shop.itemID: 2})
 
+	// Typed codes start off; this merchant turned them on.
+	if r := ta.call("PATCH", "/v1/merchant", key, "", map[string]any{"allow_typed_codes": true}); r.Status != http.StatusOK {
+		t.Fatalf("allow typed codes: %d %s", r.Status, r.Body)
+	}
 	// storyStart is 14:30 in Shanghai, inside the card's 14:00–17:00.
 	typed := ta.redeem(key, "typed-before", coupons[0].Code, nil)
 	if typed.Status != http.StatusOK || typed.JSON(t)["typed"] != true {

@@ -188,7 +188,7 @@ func TestBrowserShopperPagesExplainThemselves(t *testing.T) {
 		if pending != "Paying…|true" {
 			t.Errorf("%s: the tapped Top up reads %q, want the pending state", screen.name, pending)
 		}
-		b.do(chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-code]")))
+		b.do(chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-qr] canvas")))
 		b.screenshot(screen.name + "-paid-in-one-tap")
 		if n := ta.count(`SELECT count(*) FROM orders o JOIN shoppers s ON s.id = o.shopper_id WHERE s.external_user_id = $1`, shopperID); n != 1 {
 			t.Errorf("%s: %d orders after Top up and pay, want 1", screen.name, n)
@@ -220,7 +220,7 @@ func TestBrowserShopperPagesExplainThemselves(t *testing.T) {
 	if pending != "正在付款…|true" {
 		t.Errorf("the tapped Buy now reads %q, want the pending state", pending)
 	}
-	b.do(chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-code]")))
+	b.do(chromedp.WaitVisible(chromedp.CSS("[data-testid=coupon-qr] canvas")))
 
 	// Dark mode: the page follows the phone's setting.
 	b.do(chromedp.Func(func(ctx context.Context, target *chromedp.Target) error {
