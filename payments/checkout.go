@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/internal/ids"
@@ -120,15 +121,27 @@ func (s *Service) CreateCheckout(ctx context.Context, tx *sqlx.Tx, req CheckoutR
 	if co.TotalMinor > money.MinorMax {
 		return Checkout{}, problem.Field("lines", "amount_out_of_range", "the checkout total is too large")
 	}
+	// The checkout and its lines in one statement: one round trip (issue 19).
 	const insertCheckout = `
-		INSERT INTO checkouts (id, merchant_id, shopper_id, chat_id, qr_id, status, reserved, currency, total_minor, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
-	if _, err := s.stmts.Exec(ctx, tx, insertCheckout, co.ID, co.MerchantID, co.ShopperID, co.ChatID, co.QRID, co.Status,
-		co.Reserved, co.Currency, co.TotalMinor, co.CreatedAt, co.ExpiresAt); err != nil {
-		return Checkout{}, fmt.Errorf("insert checkout: %w", err)
+		WITH co AS (
+			INSERT INTO checkouts (id, merchant_id, shopper_id, chat_id, qr_id, status, reserved, currency, total_minor, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			RETURNING id
+		)
+		INSERT INTO checkout_lines (checkout_id, line_no, item_id, quantity, unit_price_minor)
+		SELECT co.id, l.line_no, l.item_id, l.quantity, l.unit_price_minor
+		FROM co, unnest($12::integer[], $13::text[], $14::integer[], $15::bigint[]) AS l (line_no, item_id, quantity, unit_price_minor)`
+	lineNos := make([]int64, len(co.Lines))
+	itemIDs := make([]string, len(co.Lines))
+	quantities := make([]int64, len(co.Lines))
+	prices := make([]int64, len(co.Lines))
+	for i, l := range co.Lines {
+		lineNos[i], itemIDs[i], quantities[i], prices[i] = int64(l.LineNo), l.ItemID, int64(l.Quantity), l.UnitPriceMinor
 	}
-	if err := s.insertCheckoutLines(ctx, tx, co); err != nil {
-		return Checkout{}, err
+	if _, err := s.stmts.Exec(ctx, tx, insertCheckout, co.ID, co.MerchantID, co.ShopperID, co.ChatID, co.QRID, co.Status,
+		co.Reserved, co.Currency, co.TotalMinor, co.CreatedAt, co.ExpiresAt,
+		pq.Int64Array(lineNos), pq.StringArray(itemIDs), pq.Int64Array(quantities), pq.Int64Array(prices)); err != nil {
+		return Checkout{}, fmt.Errorf("insert checkout: %w", err)
 	}
 	return co, nil
 }
@@ -296,30 +309,50 @@ const checkoutShopperSQL = `SELECT s.id, s.channel_id, s.external_user_id, s.dis
 
 // checkoutForUpdate locks a shopper's checkout; other shoppers' are not found.
 func (s *Service) checkoutForUpdate(ctx context.Context, tx *sqlx.Tx, id, shopperID string) (Checkout, error) {
-	return s.readCheckout(ctx, tx, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND shopper_id = $2 FOR UPDATE`, id, shopperID)
+	return s.readCheckout(ctx, tx, `id = $1 AND shopper_id = $2 FOR UPDATE`, id, shopperID)
 }
 
 // Checkout returns a shopper's checkout.
 func (s *Service) Checkout(ctx context.Context, id, shopperID string) (Checkout, error) {
-	return s.readCheckout(ctx, s.db, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND shopper_id = $2`, id, shopperID)
+	return s.readCheckout(ctx, s.db, `id = $1 AND shopper_id = $2`, id, shopperID)
 }
 
-// readCheckout reads the one checkout query selects (with args) and its
-// lines, or returns not_found.
-func (s *Service) readCheckout(ctx context.Context, q sqlx.ExtContext, query string, args ...any) (Checkout, error) {
-	var co Checkout
-	err := s.stmts.Get(ctx, q, &co, query, args...)
+// readCheckout reads the one checkout that where (with args; it may end in a
+// locking clause) selects, with its lines in the same statement (issue 19:
+// a confirm read them with a second round trip), or returns not_found.
+func (s *Service) readCheckout(ctx context.Context, q sqlx.ExtContext, where string, args ...any) (Checkout, error) {
+	var row struct {
+		Checkout
+		LineNos    pq.Int64Array  `db:"line_nos"`
+		ItemIDs    pq.StringArray `db:"item_ids"`
+		Quantities pq.Int64Array  `db:"quantities"`
+		Prices     pq.Int64Array  `db:"unit_prices_minor"`
+	}
+	err := s.stmts.Get(ctx, q, &row, `SELECT `+checkoutColumns+`, `+checkoutLineArrays+` FROM checkouts WHERE `+where, args...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Checkout{}, problem.NotFound("checkout")
 	}
 	if err != nil {
 		return Checkout{}, fmt.Errorf("read checkout: %w", err)
 	}
-	if err := s.stmts.Select(ctx, q, &co.Lines, checkoutLinesSQL, co.ID); err != nil {
-		return Checkout{}, fmt.Errorf("read checkout lines: %w", err)
+	co := row.Checkout
+	if len(row.ItemIDs) != len(row.LineNos) || len(row.Quantities) != len(row.LineNos) || len(row.Prices) != len(row.LineNos) {
+		return Checkout{}, fmt.Errorf("read checkout %s: lines of uneven length", co.ID)
+	}
+	co.Lines = make([]CheckoutLine, len(row.LineNos))
+	for i := range row.LineNos {
+		co.Lines[i] = CheckoutLine{LineNo: int(row.LineNos[i]), ItemID: row.ItemIDs[i], Quantity: int(row.Quantities[i]), UnitPriceMinor: row.Prices[i]}
 	}
 	return co, nil
 }
+
+// checkoutLineArrays are a checkout's lines as one array per column, in
+// line order, for readCheckout (each an index scan of the line's key).
+const checkoutLineArrays = `
+	ARRAY(SELECT l.line_no FROM checkout_lines l WHERE l.checkout_id = checkouts.id ORDER BY l.line_no) AS line_nos,
+	ARRAY(SELECT l.item_id FROM checkout_lines l WHERE l.checkout_id = checkouts.id ORDER BY l.line_no) AS item_ids,
+	ARRAY(SELECT l.quantity FROM checkout_lines l WHERE l.checkout_id = checkouts.id ORDER BY l.line_no) AS quantities,
+	ARRAY(SELECT l.unit_price_minor FROM checkout_lines l WHERE l.checkout_id = checkouts.id ORDER BY l.line_no) AS unit_prices_minor`
 
 // confirm pays an open checkout in tx (Buy is its one caller): exactly once,
 // whatever the number of taps or retries. It returns not_found,
@@ -505,19 +538,19 @@ func (s *Service) enqueuePaid(ctx context.Context, tx *sqlx.Tx, order Order, cou
 		Order: webhooks.Order{ID: order.ID, MerchantID: order.MerchantID, Lines: lines,
 			Total: webhookAmount(money.New(order.TotalMinor, currency)), PaidAt: order.CreatedAt},
 	})
-	if err := s.outbox.Enqueue(ctx, tx, paid); err != nil {
-		return fmt.Errorf("enqueue order.paid: %w", err)
-	}
+	// One statement for all of the purchase's events (webhooks.Service.Enqueue).
+	events := make([]webhooks.Event, 0, 1+len(coupons))
+	events = append(events, paid)
 	for _, c := range coupons {
-		issued := webhooks.CouponIssued(order.CreatedAt, webhooks.CouponData{
+		events = append(events, webhooks.CouponIssued(order.CreatedAt, webhooks.CouponData{
 			// No printed code in the chat: the coupon is shown from its link,
 			// whose QR rotates (docs/coupons.md).
 			ChatData: webhooks.ChatData{Chat: chat, Message: fmt.Sprintf("Your %s coupon is ready. %s", c.Title, c.RulesText)},
 			Coupon:   c.webhook(CouponActive, s.CouponLink(c.LinkToken)),
-		})
-		if err := s.outbox.Enqueue(ctx, tx, issued); err != nil {
-			return fmt.Errorf("enqueue coupon.issued: %w", err)
-		}
+		}))
+	}
+	if err := s.outbox.Enqueue(ctx, tx, events...); err != nil {
+		return fmt.Errorf("enqueue order.paid and coupon.issued: %w", err)
 	}
 	return nil
 }

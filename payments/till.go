@@ -106,5 +106,5 @@ func (s *Service) TillCheckoutForCode(ctx context.Context, code qr.Code) (Checko
 	if code.TargetType != qr.TargetCheckout {
 		return Checkout{}, problem.NotFound("checkout")
 	}
-	return s.readCheckout(ctx, s.db, `SELECT `+checkoutColumns+` FROM checkouts WHERE id = $1 AND merchant_id = $2`, code.TargetID, code.MerchantID)
+	return s.readCheckout(ctx, s.db, `id = $1 AND merchant_id = $2`, code.TargetID, code.MerchantID)
 }

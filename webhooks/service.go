@@ -37,20 +37,33 @@ func Enqueue(ctx context.Context, tx sqlx.ExtContext, e Event) error {
 // is not nil; targetEndpointID, when set, delivers to that one endpoint
 // whatever its filter (test pings).
 func enqueue(ctx context.Context, tx sqlx.ExtContext, stmts *database.Stmts, e Event, targetEndpointID string) (string, error) {
-	if e.ID == "" {
-		e.ID = ids.New("evt")
-	}
-	if err := e.validate(); err != nil {
+	events := []Event{e}
+	if err := enqueueAll(ctx, tx, stmts, events, targetEndpointID); err != nil {
 		return "", err
 	}
-	body, err := e.body()
-	if err != nil {
-		return "", err
+	return events[0].ID, nil
+}
+
+// enqueueAll validates events and writes them in one statement, in order;
+// it assigns the ids of events that have none (in events itself).
+func enqueueAll(ctx context.Context, tx sqlx.ExtContext, stmts *database.Stmts, events []Event, targetEndpointID string) error {
+	bodies := make([][]byte, len(events))
+	for i := range events {
+		e := &events[i]
+		if e.ID == "" {
+			e.ID = ids.New("evt")
+		}
+		if err := e.validate(); err != nil {
+			return err
+		}
+		body, err := e.body()
+		if err != nil {
+			return err
+		}
+		bodies[i] = body
 	}
-	if _, err := insertEvent(ctx, tx, stmts, e, body, targetEndpointID); err != nil {
-		return "", err
-	}
-	return e.ID, nil
+	_, err := insertEvents(ctx, tx, stmts, events, bodies, targetEndpointID)
+	return err
 }
 
 func (e Event) validate() error {
@@ -109,18 +122,27 @@ func NewService(db *sqlx.DB, policy URLPolicy, now func() time.Time) *Service {
 }
 
 // Enqueue is the package Enqueue with the service's clock and prepared
-// statements. A nil Service is the package Enqueue, so a collaborator built
-// without webhooks (a test, a one-off command) still writes its events.
-func (s *Service) Enqueue(ctx context.Context, tx sqlx.ExtContext, e Event) error {
+// statements, for one event or several: several (a purchase's order.paid
+// and coupon.issued) are written in one statement, in the order given. A
+// nil Service is the package Enqueue, so a collaborator built without
+// webhooks (a test, a one-off command) still writes its events.
+func (s *Service) Enqueue(ctx context.Context, tx sqlx.ExtContext, events ...Event) error {
 	if s == nil {
-		return Enqueue(ctx, tx, e)
+		for _, e := range events {
+			if err := Enqueue(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	if e.CreatedAt.IsZero() {
-		e.CreatedAt = s.now()
+	events = slices.Clone(events)
+	for i := range events {
+		if events[i].CreatedAt.IsZero() {
+			events[i].CreatedAt = s.now()
+		}
+		events[i].Test = events[i].Test || s.test
 	}
-	e.Test = e.Test || s.test
-	_, err := enqueue(ctx, tx, s.stmts, e, "")
-	return err
+	return enqueueAll(ctx, tx, s.stmts, events, "")
 }
 
 // Endpoint is a webhook endpoint as its owner sees it (secrets apart).

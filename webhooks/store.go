@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -205,53 +206,89 @@ func deleteEndpoint(ctx context.Context, db sqlx.ExecerContext, owner Owner, id 
 // other briefly.
 const lockConversationSQL = `SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1, 0))`
 
-// insertEventSQL writes the event and fans it out to the matching enabled
-// endpoints of its owners (or to one target endpoint for a test ping) in one
-// statement, then notifies the dispatchers; PostgreSQL delivers the
-// notification at commit, and never after a rollback. A delivery is due at
-// the event's time or the database's real now(), whichever is earlier: an
-// event stamped in the future (`chatpay expire --now`, a sandbox test clock)
-// goes out at once instead of parking its conversation's queue until then.
-const insertEventSQL = `
-WITH event AS (
+// insertEventsSQL writes events in one round trip (issue 19; it was two or
+// three per event): it takes the conversations' locks (lockConversationSQL's,
+// in sorted order so that two writers cannot deadlock, and all before any
+// seq is drawn), writes the events with their seqs drawn in the order
+// given, fans each out to the matching enabled endpoints of its owners (or
+// to one target endpoint for a test ping), and notifies the dispatchers
+// when it made a delivery. PostgreSQL delivers the notification at commit,
+// and never after a rollback. A delivery is due at the event's time or the
+// database's real now(), whichever is earlier: an event stamped in the
+// future (`chatpay expire --now`, a sandbox test clock) goes out at once
+// instead of parking its conversation's queue until then.
+//
+// $1 the conversations (sorted, distinct); $2–$6 the events (id, type,
+// ordering key, body, created_at); $7 each event's owners as an array
+// literal; $8–$10 the owners again, one row per (event, owner), distinct
+// per event; $11 the target endpoint, empty for none; $12 the notify channel.
+const insertEventsSQL = `
+WITH locked AS (
+    SELECT count(*) AS conversations
+    FROM (SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || k, 0)) FROM unnest($1::text[]) AS k) l
+), event AS (
     INSERT INTO webhook_events (id, type, owners, ordering_key, seq, body, created_at)
-    VALUES ($1, $2, $3, $4, nextval('webhook_event_seq'), $5, $6)
-    RETURNING id, seq, ordering_key, created_at
+    SELECT x.id, x.type, x.owners::text[], x.ordering_key, nextval('webhook_event_seq'), x.body, x.created_at
+    FROM locked, unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::timestamptz[], $7::text[])
+        WITH ORDINALITY AS x (id, type, ordering_key, body, created_at, owners, n)
+    ORDER BY x.n
+    RETURNING id, type, seq, ordering_key, created_at
 ), fanout AS (
     INSERT INTO webhook_deliveries (event_id, endpoint_id, ordering_key, seq, status, next_attempt_at, created_at)
     SELECT event.id, e.id, event.ordering_key, event.seq, 'pending', LEAST(event.created_at, now()), event.created_at
-    FROM event, webhook_endpoints e
+    FROM event
+    JOIN unnest($8::text[], $9::text[], $10::text[]) AS o (event_id, kind, owner_id) ON o.event_id = event.id
+    JOIN webhook_endpoints e ON e.owner_kind = o.kind AND e.owner_id = o.owner_id
     WHERE e.enabled
-      AND (e.owner_kind, e.owner_id) IN (SELECT k, i FROM unnest($7::text[], $8::text[]) AS o(k, i))
-      AND CASE WHEN $9 = '' THEN e.event_types IS NULL OR $2 = ANY (e.event_types) ELSE e.id = $9 END
+      AND CASE WHEN $11 = '' THEN e.event_types IS NULL OR event.type = ANY (e.event_types) ELSE e.id = $11 END
     RETURNING 1
+), made AS (
+    SELECT count(*) AS deliveries FROM fanout
 )
-SELECT count(*) FROM fanout`
+SELECT deliveries, CASE WHEN deliveries > 0 THEN pg_notify($12, '')::text END AS notified FROM made`
 
 const notifySQL = `SELECT pg_notify($1, '')`
 
-func insertEvent(ctx context.Context, tx sqlx.ExtContext, stmts *database.Stmts, e Event, body []byte, targetEndpointID string) (int, error) {
-	if _, err := stmts.Exec(ctx, tx, lockConversationSQL, e.OrderingKey); err != nil {
-		return 0, fmt.Errorf("lock conversation: %w", err)
-	}
-	owners := make([]string, len(e.Owners))
-	kinds := make([]string, len(e.Owners))
-	ownerIDs := make([]string, len(e.Owners))
-	for i, o := range e.Owners {
-		owners[i], kinds[i], ownerIDs[i] = o.String(), o.Kind, o.ID
-	}
-	var deliveries int
-	err := stmts.Get(ctx, tx, &deliveries, insertEventSQL, e.ID, e.Type, pq.StringArray(owners), e.OrderingKey,
-		body, e.CreatedAt, pq.StringArray(kinds), pq.StringArray(ownerIDs), targetEndpointID)
-	if err != nil {
-		return 0, fmt.Errorf("insert webhook event: %w", err)
-	}
-	if deliveries > 0 {
-		if _, err := stmts.Exec(ctx, tx, notifySQL, NotifyChannel); err != nil {
-			return 0, fmt.Errorf("notify dispatchers: %w", err)
+// insertEvents writes events (validated, with ids) and their bodies, and
+// says how many deliveries it made.
+func insertEvents(ctx context.Context, tx sqlx.ExtContext, stmts *database.Stmts, events []Event, bodies [][]byte, targetEndpointID string) (int, error) {
+	eventIDs := make([]string, len(events))
+	types := make([]string, len(events))
+	orderingKeys := make([]string, len(events))
+	createdAt := make([]string, len(events))
+	owners := make([]string, len(events))
+	var ownerEvents, ownerKinds, ownerIDs []string
+	for i, e := range events {
+		eventIDs[i], types[i], orderingKeys[i] = e.ID, e.Type, e.OrderingKey
+		createdAt[i] = e.CreatedAt.Format(time.RFC3339Nano)
+		names := make([]string, len(e.Owners))
+		seen := make(map[Owner]bool, len(e.Owners))
+		for j, o := range e.Owners {
+			names[j] = o.String()
+			if !seen[o] {
+				seen[o] = true
+				ownerEvents, ownerKinds, ownerIDs = append(ownerEvents, e.ID), append(ownerKinds, o.Kind), append(ownerIDs, o.ID)
+			}
 		}
+		literal, err := pq.StringArray(names).Value()
+		if err != nil {
+			return 0, fmt.Errorf("webhook event owners: %w", err)
+		}
+		owners[i] = literal.(string)
 	}
-	return deliveries, nil
+	conversations := slices.Compact(slices.Sorted(slices.Values(orderingKeys)))
+	var inserted struct {
+		Deliveries int            `db:"deliveries"`
+		Notified   sql.NullString `db:"notified"`
+	}
+	err := stmts.Get(ctx, tx, &inserted, insertEventsSQL, pq.StringArray(conversations),
+		pq.StringArray(eventIDs), pq.StringArray(types), pq.StringArray(orderingKeys), pq.ByteaArray(bodies),
+		pq.StringArray(createdAt), pq.StringArray(owners),
+		pq.StringArray(ownerEvents), pq.StringArray(ownerKinds), pq.StringArray(ownerIDs), targetEndpointID, NotifyChannel)
+	if err != nil {
+		return 0, fmt.Errorf("insert webhook events: %w", err)
+	}
+	return inserted.Deliveries, nil
 }
 
 // deliveryRow is a delivery as listed, with its event's type.

@@ -11,7 +11,9 @@
 //     idempotency_key_in_use with Retry-After (a transaction-scoped advisory
 //     lock, tried without waiting, tells them apart);
 //   - a business refusal (4xx from the change) is stored and replayed as it
-//     was, after the change's writes are rolled back to a savepoint;
+//     was, after the change's transaction is rolled back (so nothing it
+//     wrote stays); the primary key decides between it and a request with
+//     the same key that ran in between;
 //   - a failure (5xx) rolls everything back and stores nothing, so a retry
 //     runs the change again; except that a connection lost during COMMIT
 //     (answered 503 database_unavailable) leaves the outcome unknown to the
@@ -132,75 +134,149 @@ func (s *Store) Run(ctx context.Context, req Request, change Change) (Response, 
 	if err := validateKey(req.Key); err != nil {
 		return Response{}, err
 	}
+	hash := req.hash()
 	var resp Response
 	err := database.WithTx(ctx, s.db, nil, func(tx *sqlx.Tx) error {
 		var err error
-		resp, err = s.runClaimed(ctx, tx, req, change)
+		resp, err = s.runClaimed(ctx, tx, req, hash, change)
 		return err
 	})
+	var refused refusal
+	switch {
+	case errors.As(err, &refused):
+		return s.storeRefusal(ctx, req, hash, refused.resp)
+	case errors.Is(err, errClaimLost):
+		return s.replay(ctx, req, hash)
+	}
 	return resp, err
 }
 
-func (s *Store) runClaimed(ctx context.Context, tx *sqlx.Tx, req Request, change Change) (Response, error) {
-	var locked bool
-	// The look-up is a statement of its own, after the lock: its snapshot
-	// must be taken once the lock is held, to see a first request's row.
-	if err := s.stmts.Get(ctx, tx, &locked, lockSQL, string(req.Scope)+"\n"+req.Key); err != nil {
-		return Response{}, fmt.Errorf("lock idempotency key: %w", err)
+// refusal carries a business refusal out of the claiming transaction, which
+// rolls back so that nothing the change wrote stays; the answer is then
+// stored on its own (storeRefusal). Rolling back the whole transaction
+// costs a refusal one statement more than a savepoint would, and saves
+// every success the SAVEPOINT round trip.
+type refusal struct{ resp Response }
+
+func (r refusal) Error() string { return "business refusal: " + r.resp.Refusal.Error() }
+
+// errClaimLost is the claiming transaction's answer when its key row could
+// not be inserted: another request with the key stored its answer first
+// (only possible after this one's refusal was rolled back and stored
+// unlocked, see storeRefusal). The change rolls back and the stored answer
+// is replayed.
+var errClaimLost = errors.New("idempotency key stored by another request")
+
+func (s *Store) runClaimed(ctx context.Context, tx *sqlx.Tx, req Request, hash []byte, change Change) (Response, error) {
+	var claim claimRow
+	if err := s.stmts.Get(ctx, tx, &claim, claimSQL, string(req.Scope), req.Key); err != nil {
+		return Response{}, fmt.Errorf("claim idempotency key: %w", err)
 	}
-	if !locked {
-		return Response{}, problem.New(problem.KindConflict, "idempotency_key_in_use",
-			"a request with this Idempotency-Key is still being processed; retry shortly").
-			With("retry_after_seconds", retryAfterSeconds)
+	if !claim.Locked {
+		return Response{}, errInUse()
+	}
+	if claim.Status.Valid {
+		return claim.stored().replayFor(hash)
 	}
 
-	hash := req.hash()
-	stored, found, err := s.lookup(ctx, tx, req)
-	if err != nil {
-		return Response{}, err
-	}
-	if found {
-		if string(stored.Hash) != string(hash) {
-			return Response{}, problem.New(problem.KindInvalid, "idempotency_key_reused",
-				"this Idempotency-Key was used with a different request; use a new key for a new request")
-		}
-		return stored.response()
-	}
-
-	if _, err := tx.ExecContext(ctx, `SAVEPOINT idempotent_change`); err != nil {
-		return Response{}, fmt.Errorf("savepoint: %w", err)
-	}
 	resp, err := runChange(tx, change)
 	if err != nil {
 		p, isProblem := problem.As(err)
 		if !isProblem || p.Status() >= 500 || database.IsRetryable(err) {
 			return Response{}, err
 		}
-		// A business refusal: undo whatever the change wrote, keep the answer.
-		if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT idempotent_change`); err != nil {
-			return Response{}, fmt.Errorf("rollback to savepoint: %w", err)
-		}
 		status, body := problem.Render(p, req.Path)
-		resp = Response{Status: status, ContentType: problem.ContentType, Body: body, Refusal: p}
+		return Response{}, refusal{Response{Status: status, ContentType: problem.ContentType, Body: body, Refusal: p}}
 	}
-	var kind sql.NullString
-	if resp.Refusal != nil {
-		kind = sql.NullString{String: resp.Refusal.Kind.String(), Valid: true}
+	stored, err := s.insert(ctx, tx, req, hash, resp)
+	if err != nil {
+		return Response{}, err
 	}
-	if _, err := s.stmts.Exec(ctx, tx, insertSQL, req.Scope, req.Key, hash, req.Method, req.Path,
-		resp.Status, resp.ContentType, resp.Body, s.now(), kind); err != nil {
-		return Response{}, fmt.Errorf("store idempotency key: %w", err)
+	if !stored {
+		return Response{}, errClaimLost
 	}
 	return resp, nil
 }
 
+// storeRefusal keeps a refusal's answer after its transaction rolled back,
+// in one statement of its own. The key's lock went with that transaction,
+// so another request with the key may have run meanwhile: the primary key
+// decides whose answer is the key's, and the loser replays the winner's.
+func (s *Store) storeRefusal(ctx context.Context, req Request, hash []byte, resp Response) (Response, error) {
+	stored, err := s.insert(ctx, s.db, req, hash, resp)
+	if err != nil {
+		return Response{}, err
+	}
+	if !stored {
+		return s.replay(ctx, req, hash)
+	}
+	return resp, nil
+}
+
+// insert stores resp as the key's answer and says whether it did: false when
+// the key already has one.
+func (s *Store) insert(ctx context.Context, q sqlx.ExtContext, req Request, hash []byte, resp Response) (bool, error) {
+	var kind sql.NullString
+	if resp.Refusal != nil {
+		kind = sql.NullString{String: resp.Refusal.Kind.String(), Valid: true}
+	}
+	res, err := s.stmts.Exec(ctx, q, insertSQL, req.Scope, req.Key, hash, req.Method, req.Path,
+		resp.Status, resp.ContentType, resp.Body, s.now(), kind)
+	if err != nil {
+		return false, fmt.Errorf("store idempotency key: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store idempotency key: %w", err)
+	}
+	return n == 1, nil
+}
+
+// replay answers the key's stored response (outside any transaction: the
+// row is committed, or the insert that lost to it would not have returned).
+func (s *Store) replay(ctx context.Context, req Request, hash []byte) (Response, error) {
+	var r storedResponse
+	err := s.stmts.Get(ctx, s.db, &r, lookupSQL, req.Scope, req.Key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Response{}, fmt.Errorf("idempotency key %q vanished after a conflicting insert", req.Key)
+	}
+	if err != nil {
+		return Response{}, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	return r.replayFor(hash)
+}
+
+func errInUse() error {
+	return problem.New(problem.KindConflict, "idempotency_key_in_use",
+		"a request with this Idempotency-Key is still being processed; retry shortly").
+		With("retry_after_seconds", retryAfterSeconds)
+}
+
 const (
-	lockSQL   = `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))`
+	// claimSQL tries the key's lock and looks the key up after it is held,
+	// in one round trip (migration 107 says why it is a function).
+	claimSQL  = `SELECT o_locked, o_request_hash, o_status, o_content_type, o_body, o_problem_kind FROM idempotency_claim($1, $2)`
 	lookupSQL = `SELECT request_hash, status, content_type, body, problem_kind FROM idempotency_keys WHERE scope = $1 AND key = $2`
 	insertSQL = `
 		INSERT INTO idempotency_keys (scope, key, request_hash, method, path, status, content_type, body, created_at, problem_kind)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (scope, key) DO NOTHING`
 )
+
+// claimRow is idempotency_claim's answer: the lock, and the stored answer
+// when the key has one (Status valid).
+type claimRow struct {
+	Locked      bool           `db:"o_locked"`
+	Hash        []byte         `db:"o_request_hash"`
+	Status      sql.NullInt32  `db:"o_status"`
+	ContentType sql.NullString `db:"o_content_type"`
+	Body        []byte         `db:"o_body"`
+	ProblemKind sql.NullString `db:"o_problem_kind"`
+}
+
+func (c claimRow) stored() storedResponse {
+	return storedResponse{Hash: c.Hash, Status: int(c.Status.Int32), ContentType: c.ContentType.String, Body: c.Body, ProblemKind: c.ProblemKind}
+}
 
 func runChange(tx *sqlx.Tx, change Change) (Response, error) {
 	status, value, err := change(tx)
@@ -218,31 +294,25 @@ type storedResponse struct {
 	ProblemKind sql.NullString `db:"problem_kind"`
 }
 
-// response replays a stored answer; a stored refusal is decoded back into
-// the *problem.Error the change returned, with the kind stored next to it.
-func (r storedResponse) response() (Response, error) {
+// replayFor replays a stored answer to a request whose body hashes to hash:
+// another body is idempotency_key_reused. A stored refusal is decoded back
+// into the *problem.Error the change returned, with the kind stored next to
+// it.
+func (r storedResponse) replayFor(hash []byte) (Response, error) {
+	if string(r.Hash) != string(hash) {
+		return Response{}, problem.New(problem.KindInvalid, "idempotency_key_reused",
+			"this Idempotency-Key was used with a different request; use a new key for a new request")
+	}
 	resp := Response{Status: r.Status, ContentType: r.ContentType, Body: r.Body, Replayed: true}
 	if r.ContentType != problem.ContentType {
 		return resp, nil
 	}
-	refusal, err := problem.Decode(r.Body, r.ProblemKind.String, r.Status)
+	refused, err := problem.Decode(r.Body, r.ProblemKind.String, r.Status)
 	if err != nil {
 		return Response{}, fmt.Errorf("stored refusal: %w", err)
 	}
-	resp.Refusal = refusal
+	resp.Refusal = refused
 	return resp, nil
-}
-
-func (s *Store) lookup(ctx context.Context, tx *sqlx.Tx, req Request) (storedResponse, bool, error) {
-	var r storedResponse
-	err := s.stmts.Get(ctx, tx, &r, lookupSQL, req.Scope, req.Key)
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, false, nil
-	}
-	if err != nil {
-		return r, false, fmt.Errorf("look up idempotency key: %w", err)
-	}
-	return r, true, nil
 }
 
 // Purge deletes keys older than olderThan (at least RetentionMin) and says how many.

@@ -260,3 +260,31 @@ func TestScopeConstructors(t *testing.T) {
 		}
 	}
 }
+
+// A refusal is stored after its transaction rolled back, without the key's
+// lock; a request with the same key that stored a success in between keeps
+// the key, and the refused request answers that success instead of its own
+// refusal (one key, one answer).
+func TestRefusalStoredAfterAnotherAnswerReplaysIt(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	winner := NewStore(f.db, func() time.Time { return f.now })
+	refuseWhileAnotherWins := func(tx *sqlx.Tx) (int, any, error) {
+		// The other request runs on its own connection; it cannot take the
+		// lock this transaction holds, so it stores its row directly, as it
+		// would once this transaction had rolled back.
+		r := req("k", `{}`)
+		_, err := winner.insert(ctx, f.db, r, r.hash(), Response{Status: 201, ContentType: "application/json", Body: []byte(`{"id":7}`)})
+		if err != nil {
+			return 0, nil, err
+		}
+		return 0, nil, problem.New(problem.KindConflict, "sold_out", "the tea card is sold out")
+	}
+	won, err := f.store.Run(ctx, req("k", `{}`), refuseWhileAnotherWins)
+	if err != nil || !won.Replayed || won.Status != 201 || string(won.Body) != `{"id":7}` || won.Refusal != nil {
+		t.Fatalf("refused request did not answer the stored success: %+v %v", won, err)
+	}
+	if _, err := f.store.Run(ctx, req("k", `{"other":1}`), refuseWhileAnotherWins); code(err) != "idempotency_key_reused" {
+		t.Fatalf("another body after the race: %v", err)
+	}
+}
