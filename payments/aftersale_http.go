@@ -163,6 +163,7 @@ func (h *HTTP) redeem(c echo.Context) error {
 type refundRequestJSON struct {
 	Amount   *money.Amount `json:"amount"`
 	CouponID presentString `json:"coupon_id"`
+	Reason   string        `json:"reason"`
 }
 
 // presentString tells an absent member from one that is present: a refund
@@ -187,6 +188,7 @@ type refundJSON struct {
 	Products  money.Amount `json:"products"`
 	FeeBack   money.Amount `json:"fee_returned"`
 	Order     orderJSON    `json:"order"`
+	Reason    string       `json:"reason"`
 	CreatedAt time.Time    `json:"created_at"`
 }
 
@@ -210,13 +212,13 @@ func (h *HTTP) refund(c echo.Context) error {
 	}
 	m := merchantOf(c)
 	return h.idempotency.Handle(c, idempotency.MerchantScope(m.ID), body, func(tx *sqlx.Tx) (int, any, error) {
-		r, err := h.service.Refund(c.Request().Context(), tx, m.ID, c.Param("id"), RefundRequest{CouponID: in.CouponID.Value, Amount: in.Amount})
+		r, err := h.service.Refund(c.Request().Context(), tx, m.ID, c.Param("id"), RefundRequest{CouponID: in.CouponID.Value, Amount: in.Amount, Reason: in.Reason})
 		if err != nil {
 			return 0, nil, err
 		}
 		return http.StatusCreated, refundJSON{
 			ID: r.ID, OrderID: r.OrderID, CouponIDs: r.CouponIDs, Amount: r.Amount, Vouchers: r.Vouchers,
-			Products: r.Products, FeeBack: r.FeeBack, Order: toOrderJSON(r.Order), CreatedAt: r.CreatedAt,
+			Products: r.Products, FeeBack: r.FeeBack, Order: toOrderJSON(r.Order), Reason: r.Reason, CreatedAt: r.CreatedAt,
 		}, nil
 	})
 }

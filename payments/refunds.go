@@ -35,7 +35,13 @@ type RefundRequest struct {
 	// no CouponID: everything still refundable — the remaining product
 	// amount and every unredeemed voucher.
 	Amount *money.Amount
+	// Reason is why staff refund, in their words (at most RefundReasonMax
+	// bytes; may be empty): kept with the refund and shown with it.
+	Reason string
 }
+
+// RefundReasonMax bounds a refund's reason, in bytes.
+const RefundReasonMax = 500
 
 // Refund is one refund of an order to the shopper's wallet.
 type Refund struct {
@@ -47,6 +53,7 @@ type Refund struct {
 	Products  money.Amount // from the merchant's available balance and the platform's fee
 	FeeBack   money.Amount // the platform fee returned (part of Products)
 	Order     Order        // the order after the refund
+	Reason    string
 	CreatedAt time.Time
 }
 
@@ -80,6 +87,9 @@ func (s *Service) Refund(ctx context.Context, tx *sqlx.Tx, merchantID, orderID s
 	if err != nil {
 		return Refund{}, fmt.Errorf("order currency: %w", err)
 	}
+	if len(req.Reason) > RefundReasonMax {
+		return Refund{}, problem.Field("reason", "too_long", "a reason is at most %d bytes", RefundReasonMax)
+	}
 	if req.Amount != nil && (req.Amount.Currency != currency || req.Amount.Minor <= 0) {
 		return Refund{}, problem.Field("amount", "invalid_amount", "a refund is a positive amount in the order's currency %s", currency.Code())
 	}
@@ -94,7 +104,7 @@ func (s *Service) Refund(ctx context.Context, tx *sqlx.Tx, merchantID, orderID s
 	if err != nil {
 		return Refund{}, err
 	}
-	return s.bookRefund(ctx, tx, o, currency, plan)
+	return s.bookRefund(ctx, tx, o, currency, plan, req.Reason)
 }
 
 // refundPlan is what one refund takes from where.
@@ -235,7 +245,7 @@ func (s *Service) productSplit(ctx context.Context, tx *sqlx.Tx, o Order) (saleS
 	return split, nil
 }
 
-func (s *Service) bookRefund(ctx context.Context, tx *sqlx.Tx, o Order, currency money.Currency, plan refundPlan) (Refund, error) {
+func (s *Service) bookRefund(ctx context.Context, tx *sqlx.Tx, o Order, currency money.Currency, plan refundPlan, reason string) (Refund, error) {
 	now, err := s.nowFor(ctx, tx, o.MerchantID)
 	if err != nil {
 		return Refund{}, err
@@ -244,7 +254,7 @@ func (s *Service) bookRefund(ctx context.Context, tx *sqlx.Tx, o Order, currency
 	r := Refund{
 		ID: ids.New("rfd"), OrderID: o.ID, Amount: money.New(amount, currency),
 		Vouchers: money.New(plan.vouchers, currency), Products: money.New(plan.products, currency),
-		FeeBack: money.New(plan.feeBack, currency), CreatedAt: now, CouponIDs: []string{},
+		FeeBack: money.New(plan.feeBack, currency), CreatedAt: now, CouponIDs: []string{}, Reason: reason,
 	}
 	postings := []ledger.Posting{ledger.Credit(ledger.ShopperWallet(o.ShopperID), currency, amount)}
 	for _, p := range []ledger.Posting{
@@ -262,10 +272,10 @@ func (s *Service) bookRefund(ctx context.Context, tx *sqlx.Tx, o Order, currency
 	}
 	const insert = `
 		INSERT INTO refunds (id, order_id, merchant_id, coupon_id, amount_minor, voucher_minor, product_minor, fee_back_minor,
-			currency, ledger_transaction_id, created_at)
-		VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, $7, $8, $9, $10, $11)`
+			currency, ledger_transaction_id, created_at, reason)
+		VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, $7, $8, $9, $10, $11, $12)`
 	if _, err := tx.ExecContext(ctx, insert, r.ID, o.ID, o.MerchantID, plan.couponID, amount, plan.vouchers, plan.products,
-		plan.feeBack, currency.Code(), posted.ID, now); err != nil {
+		plan.feeBack, currency.Code(), posted.ID, now, reason); err != nil {
 		return Refund{}, fmt.Errorf("record refund: %w", err)
 	}
 	const closeCoupon = `UPDATE coupons SET status = 'refunded', closed_at = $2 WHERE id = $1 AND status = 'active'`
@@ -332,4 +342,75 @@ func (s *Service) enqueueRefunded(ctx context.Context, tx *sqlx.Tx, o Order, r R
 		return fmt.Errorf("enqueue order.refunded: %w", err)
 	}
 	return nil
+}
+
+// RefundRecord is a past refund as an order's history shows it.
+type RefundRecord struct {
+	ID          string         `db:"id"`
+	CouponID    sql.NullString `db:"coupon_id"`
+	AmountMinor int64          `db:"amount_minor"`
+	Currency    string         `db:"currency"`
+	Reason      string         `db:"reason"`
+	CreatedAt   time.Time      `db:"created_at"`
+}
+
+// orderRefundsShownMax bounds an order's refund history; an order is
+// refunded in few parts (each at least one minor unit of what was paid).
+const orderRefundsShownMax = 200
+
+// OrderRefunds lists a merchant's order's refunds, oldest first.
+func (s *Service) OrderRefunds(ctx context.Context, merchantID, orderID string) ([]RefundRecord, error) {
+	const q = `SELECT id, coupon_id, amount_minor, currency, reason, created_at FROM refunds
+		WHERE order_id = $1 AND merchant_id = $2 ORDER BY created_at, id LIMIT $3`
+	var out []RefundRecord
+	if err := s.db.SelectContext(ctx, &out, q, orderID, merchantID, orderRefundsShownMax); err != nil {
+		return nil, fmt.Errorf("order refunds: %w", err)
+	}
+	return out, nil
+}
+
+// Refundable is what an order has left to refund, as Refund would plan it.
+type Refundable struct {
+	Order    Order
+	Products money.Amount // of the product lines, refundable by amount
+	Coupons  []Coupon     // unredeemed vouchers, each refundable whole
+	Total    money.Amount // all of it: what a refund of everything gives back
+}
+
+// OrderRefundable tells a merchant what an order has left to refund: the
+// dashboard's refund page offers exactly that. The numbers follow
+// planRefund's rules (products by amount, net of earlier product refunds;
+// vouchers whole while unredeemed), read without locks: Refund checks again.
+func (s *Service) OrderRefundable(ctx context.Context, merchantID, orderID string) (Refundable, error) {
+	o, err := s.MerchantOrder(ctx, merchantID, orderID)
+	if err != nil {
+		return Refundable{}, err
+	}
+	currency, err := money.ParseCurrency(o.Currency)
+	if err != nil {
+		return Refundable{}, fmt.Errorf("order currency: %w", err)
+	}
+	coupons, err := s.OrderCoupons(ctx, o.ID)
+	if err != nil {
+		return Refundable{}, err
+	}
+	var products, productsRefunded, vouchers int64
+	for _, l := range o.Lines {
+		if l.Kind != "voucher" {
+			products += l.UnitPriceMinor * int64(l.Quantity)
+		}
+	}
+	const refunded = `SELECT COALESCE(sum(product_minor), 0) FROM refunds WHERE order_id = $1`
+	if err := s.db.GetContext(ctx, &productsRefunded, refunded, o.ID); err != nil {
+		return Refundable{}, fmt.Errorf("refunded products: %w", err)
+	}
+	r := Refundable{Order: o, Products: money.New(max(0, products-productsRefunded), currency)}
+	for _, c := range coupons {
+		if refundableCoupon(c) == nil {
+			r.Coupons = append(r.Coupons, c)
+			vouchers += c.ValueMinor
+		}
+	}
+	r.Total = money.New(min(r.Products.Minor+vouchers, o.TotalMinor-o.RefundedMinor), currency)
+	return r, nil
 }

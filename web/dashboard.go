@@ -57,6 +57,7 @@ func NewDashboard(deps DashboardDeps) *Dashboard {
 
 // Register mounts the dashboard's routes.
 func (d *Dashboard) Register(root *echo.Group) {
+	d.registerFavicon(root)
 	open := root.Group("/dashboard", d.anonymous)
 	open.GET("/signup", d.signupPage)
 	open.POST("/signup", d.signup)
@@ -250,15 +251,15 @@ var dashFuncs = template.FuncMap{
 		}
 		return "false"
 	},
-	"fieldError": func(fields []problem.FieldError, name string) string {
-		for _, f := range fields {
-			if f.Field == name || strings.HasPrefix(f.Field, name+".") || strings.HasPrefix(f.Field, name+"[") {
-				return f.Detail
-			}
-		}
-		return ""
-	},
-	"join": strings.Join,
+	"fieldError": fieldErrorText,
+	"join":       strings.Join,
+	"plural":     plural,
+	// words shows a stored state ("partially_refunded") as words.
+	"words": func(state any) string { return strings.ReplaceAll(fmt.Sprint(state), "_", " ") },
+	"count": countOf,
+	// validUntil shows a coupon's exclusive end as the rule text does: an end
+	// at midnight is the day before ("until 16 Dec", not "17 Dec 00:00").
+	"validUntil": func(t time.Time, m catalog.Merchant) string { return catalog.RenderEnd(t, "en", m.Location()) },
 	"derefInt": func(p *int) string {
 		if p == nil {
 			return ""
@@ -275,4 +276,17 @@ var dashFuncs = template.FuncMap{
 
 func itoa(n int) string { return fmt.Sprint(n) }
 
-func timeParseRFC3339(s string) (time.Time, error) { return time.Parse(time.RFC3339, s) }
+// plural picks the word for a count (any integer type, as templates hold
+// both): "1 attempt", "2 attempts", "0 attempts".
+func plural(n any, one, many string) string {
+	if fmt.Sprint(n) == "1" {
+		return one
+	}
+	return many
+}
+
+// countOf writes a count with its noun: countOf(1, "attempt", "attempts") is
+// "1 attempt".
+func countOf(n any, one, many string) string {
+	return fmt.Sprint(n) + " " + plural(n, one, many)
+}

@@ -23,6 +23,7 @@ func (d *Dashboard) registerCatalog(g *echo.Group) {
 	g.POST("/items", d.createItem)
 	g.GET("/items/:id", d.editItem)
 	g.POST("/items/:id", d.updateItem)
+	g.GET("/items/:id/deactivate", d.confirmDeactivateItem)
 	g.POST("/items/:id/deactivate", d.deactivateItem)
 }
 
@@ -135,8 +136,26 @@ func (d *Dashboard) updateItem(c echo.Context) error {
 	return d.showItemForm(c, form, false, err)
 }
 
+func (d *Dashboard) confirmDeactivateItem(c echo.Context) error {
+	it, err := d.deps.Catalog.Item(c.Request().Context(), merchantOf(c).ID, c.Param("id"))
+	if err != nil {
+		return d.renderError(c, err)
+	}
+	return d.renderConfirm(c, "items", confirmView{
+		Heading: "Stop selling " + it.Title + "?",
+		Facts:   []confirmFact{{"Item", it.Title}, {"SKU", it.SKU}, {"Price", it.Price.String()}},
+		Consequence: "Shoppers can no longer buy it: its QR codes show that it is not on sale. Coupons already sold stay valid. " +
+			"You can put it on sale again from its page.",
+		Action: "/dashboard/items/" + it.ID + "/deactivate", Button: "Stop selling", ButtonID: "confirm-deactivate",
+		Cancel: "/dashboard/items/" + it.ID,
+	})
+}
+
 func (d *Dashboard) deactivateItem(c echo.Context) error {
 	m := merchantOf(c)
+	if err := requireConfirmed(c); err != nil {
+		return d.renderError(c, err)
+	}
 	it, err := d.deps.Catalog.DeactivateItem(c.Request().Context(), m.ID, c.Param("id"))
 	if err != nil {
 		return d.renderError(c, err)
@@ -161,7 +180,7 @@ func readItemForm(c echo.Context) itemForm {
 		Kind: v("kind"), Price: v("price"), Currency: strings.ToUpper(v("currency")), Stock: v("stock"),
 		PerShopperLimit: v("per_shopper_limit"), Active: c.FormValue("active") == "on",
 		CouponKind: v("coupon_kind"), AmountOff: v("amount_off"), PercentOff: v("percent_off"),
-		ValidFor: strings.ToUpper(v("valid_for")), ValidFrom: v("valid_from"), ValidUntil: v("valid_until"),
+		ValidFor: v("valid_for"), ValidFrom: v("valid_from"), ValidUntil: v("valid_until"),
 		Windows: v("windows"), Exclude: v("exclude_categories"), Include: v("include_categories"),
 		MinSpend: v("min_spend"), Uses: v("uses_per_coupon"),
 	}
@@ -211,9 +230,16 @@ func (f itemForm) draft(m catalog.Merchant) (catalog.ItemDraft, error) {
 // rules reads the coupon rules editor through catalog's wire form, so the
 // form accepts exactly what the API accepts.
 func (f itemForm) rules(m catalog.Merchant, currency string) (catalog.Rules, []problem.FieldError) {
-	w := catalog.RulesJSON{Kind: f.CouponKind, ValidFor: f.ValidFor,
-		ExcludeCategories: splitList(f.Exclude), IncludeCategories: splitList(f.Include)}
+	w := catalog.RulesJSON{Kind: f.CouponKind, ExcludeCategories: splitList(f.Exclude), IncludeCategories: splitList(f.Include)}
 	var fields []problem.FieldError
+	if f.ValidFor != "" {
+		d, err := catalog.ParseHumanDuration(f.ValidFor)
+		if err != nil {
+			fields = append(fields, problem.FieldError{Field: "rules.valid_for", Code: "invalid_duration", Detail: err.Error()})
+		} else {
+			w.ValidFor = d.String()
+		}
+	}
 	if f.AmountOff != "" && f.CouponKind == string(catalog.CouponAmountOff) {
 		w.AmountOff = &catalog.AmountJSON{Amount: f.AmountOff, Currency: currency}
 	}
@@ -334,7 +360,10 @@ func formOfItem(it catalog.Item, m catalog.Merchant) itemForm {
 	r := *it.Rules
 	loc := m.Location()
 	w := r.JSON()
-	f.CouponKind, f.ValidFor = w.Kind, w.ValidFor
+	f.CouponKind = w.Kind
+	if !r.ValidFor.IsZero() {
+		f.ValidFor = catalog.DescribeDuration(r.ValidFor, "en")
+	}
 	f.Exclude, f.Include = strings.Join(r.ExcludeCategories, ", "), strings.Join(r.IncludeCategories, ", ")
 	if r.AmountOff != nil {
 		f.AmountOff = r.AmountOff.Currency.Format(r.AmountOff.Minor)

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/chatpay/chatpay/catalog"
+	"github.com/chatpay/chatpay/internal/problem"
 	"github.com/chatpay/chatpay/webhooks"
 )
 
@@ -20,6 +21,7 @@ const (
 func (d *Dashboard) registerIntegrations(g *echo.Group) {
 	g.GET("/integrations", d.integrations)
 	g.POST("/keys", d.createKey)
+	g.GET("/keys/:id/revoke", d.confirmRevokeKey)
 	g.POST("/keys/:id/revoke", d.revokeKey)
 	g.POST("/webhooks", d.createEndpoint)
 	g.GET("/webhooks/:id", d.endpoint)
@@ -92,7 +94,37 @@ func (d *Dashboard) createKey(c echo.Context) error {
 	return d.renderPage(c, http.StatusCreated, "dash_integrations.html", pg)
 }
 
+func (d *Dashboard) confirmRevokeKey(c echo.Context) error {
+	ctx := c.Request().Context()
+	m := merchantOf(c)
+	keys, err := d.deps.Catalog.Keys(ctx, m.ID)
+	if err != nil {
+		return d.renderError(c, err)
+	}
+	for _, k := range keys {
+		if k.ID != c.Param("id") || k.RevokedAt != nil {
+			continue
+		}
+		lastUsed := "never"
+		if k.LastUsedAt != nil {
+			lastUsed = k.LastUsedAt.In(m.Location()).Format("2 Jan 2006 15:04")
+		}
+		return d.renderConfirm(c, "integrations", confirmView{
+			Heading: "Revoke the API key " + k.Name + "?",
+			Facts:   []confirmFact{{"Name", k.Name}, {"Starts with", k.Hint + "…"}, {"Last used", lastUsed}},
+			Consequence: "Every system using this key (a till, a POS, your backend) is refused from now on. " +
+				"Revoking cannot be undone: create a new key and put it in their settings.",
+			Action: "/dashboard/keys/" + k.ID + "/revoke", Button: "Revoke the key", ButtonID: "confirm-revoke",
+			Cancel: "/dashboard/integrations",
+		})
+	}
+	return d.renderError(c, problem.NotFound("active API key"))
+}
+
 func (d *Dashboard) revokeKey(c echo.Context) error {
+	if err := requireConfirmed(c); err != nil {
+		return d.renderError(c, err)
+	}
 	if err := d.deps.Catalog.RevokeKey(c.Request().Context(), merchantOf(c).ID, c.Param("id")); err != nil {
 		return d.renderError(c, err)
 	}
@@ -174,7 +206,7 @@ func (d *Dashboard) sendWaiting(c echo.Context) error {
 	if err != nil {
 		return d.renderError(c, err)
 	}
-	flash := fmt.Sprintf("%d waiting deliveries are being sent now.", n)
+	flash := fmt.Sprintf("%d waiting %s now.", n, plural(n, "delivery is being sent", "deliveries are being sent"))
 	if n == 0 {
 		flash = "No delivery is waiting for a retry."
 	}

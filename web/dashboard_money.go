@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"html/template"
 	"net/http"
 
@@ -96,20 +97,21 @@ func (d *Dashboard) home(c echo.Context) error {
 	var revenueMinor int64
 	for _, day := range days {
 		label := day.Day.Format("2 Jan")
-		orders = append(orders, Bar{Label: label, Value: day.Orders, Display: itoa(int(day.Orders))})
+		orders = append(orders, Bar{Label: label, Value: day.Orders, Display: countOf(day.Orders, "order", "orders")})
 		revenue = append(revenue, Bar{Label: label, Value: day.Revenue.Minor, Display: day.Revenue.String()})
 		view.OrdersTotal += day.Orders
 		revenueMinor += day.Revenue.Minor
 	}
 	view.RevenueTotal = money.New(revenueMinor, m.DefaultCurrency)
-	view.SalesOrders = ColumnChart("Orders per day, last 30 days", "#1d4ed8", orders)
-	view.SalesRevenue = ColumnChart("Revenue per day, last 30 days ("+m.DefaultCurrency.Code()+")", "#0b6e4f", revenue)
+	noSales := fmt.Sprintf("No sales in the last %d days\nOrders and revenue appear here, day by day, from your first sale.", salesChartDays)
+	view.SalesOrders = ColumnChart("Orders per day, last 30 days", "#1d4ed8", noSales, orders)
+	view.SalesRevenue = ColumnChart("Revenue per day, last 30 days ("+m.DefaultCurrency.Code()+")", "#0b6e4f", "", revenue)
 
 	counts, err := d.deps.Payments.CouponFunnel(ctx, m.ID)
 	if err != nil {
 		return d.renderError(c, err)
 	}
-	view.Coupons = FunnelChart("Coupons: issued, redeemed, expired", []string{"#1d4ed8", "#0b6e4f", "#a4161a", "#6b7280"}, []Bar{
+	view.Coupons = FunnelChart("Coupons: issued, redeemed, expired", "No coupons issued yet\nEach voucher sold issues a coupon; you will see here how many are redeemed, expire or are refunded.", []string{"#1d4ed8", "#0b6e4f", "#a4161a", "#6b7280"}, []Bar{
 		{Label: "Issued", Value: counts.Issued, Display: itoa(int(counts.Issued))},
 		{Label: "Redeemed", Value: counts.Redeemed, Display: itoa(int(counts.Redeemed))},
 		{Label: "Expired", Value: counts.Expired, Display: itoa(int(counts.Expired))},
@@ -154,7 +156,7 @@ func (d *Dashboard) qrFunnel(c echo.Context, m catalog.Merchant) ([]qrFunnelRow,
 		}
 		n := counts[r.QRID]
 		out = append(out, qrFunnelRow{FunnelRow: r, ItemTitle: titleOr(titles, r.TargetID),
-			Chart: FunnelChart("QR "+label+": scans, checkouts, paid", []string{"#6b21a8", "#1d4ed8", "#0b6e4f"}, []Bar{
+			Chart: FunnelChart("QR "+label+": scans, checkouts, paid", "Not scanned yet\nPrint the code or post it in your chat channel.", []string{"#6b21a8", "#1d4ed8", "#0b6e4f"}, []Bar{
 				{Label: "Scans", Value: r.Scans, Display: itoa(int(r.Scans))},
 				{Label: "Checkouts", Value: n.Checkouts, Display: itoa(int(n.Checkouts))},
 				{Label: "Paid", Value: n.Paid, Display: itoa(int(n.Paid))},

@@ -26,6 +26,7 @@ func (d *Dashboard) registerQR(g *echo.Group) {
 	g.GET("/qr/:id/qr.png", d.qrPNG)
 	g.GET("/qr/:id/qr.svg", d.qrSVG)
 	g.GET("/qr/:id/poster", d.qrPoster)
+	g.GET("/qr/:id/revoke", d.confirmRevokeQR)
 	g.POST("/qr/:id/revoke", d.revokeQR)
 }
 
@@ -206,8 +207,30 @@ func (d *Dashboard) qrImage(c echo.Context, ext, contentType string, render func
 	return c.Blob(http.StatusOK, contentType, body)
 }
 
+func (d *Dashboard) confirmRevokeQR(c echo.Context) error {
+	view, err := d.loadQR(c, qrPreviewSizePx)
+	if err != nil {
+		return d.renderError(c, err)
+	}
+	placement := view.Code.Placement
+	if placement == "" {
+		placement = "(none)"
+	}
+	return d.renderConfirm(c, "qr", confirmView{
+		Heading: "Revoke this QR code?",
+		Facts:   []confirmFact{{"Item", view.ItemTitle}, {"Placement", placement}, {"Scans so far", itoa(int(view.Code.ScanCount))}},
+		Consequence: "Scanning it will show that it is no longer valid, wherever it is printed or posted; nobody can buy through it. " +
+			"Revoking cannot be undone: make a new code instead.",
+		Action: "/dashboard/qr/" + view.Code.ID + "/revoke", Button: "Revoke the code", ButtonID: "confirm-revoke",
+		Cancel: "/dashboard/qr/" + view.Code.ID,
+	})
+}
+
 func (d *Dashboard) revokeQR(c echo.Context) error {
 	m := merchantOf(c)
+	if err := requireConfirmed(c); err != nil {
+		return d.renderError(c, err)
+	}
 	if _, err := d.deps.QR.Revoke(c.Request().Context(), m.ID, c.Param("id")); err != nil {
 		return d.renderError(c, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/labstack/echo/v4"
@@ -32,14 +33,86 @@ type tillView struct {
 // answer of the till's idempotent post, so a double submit shows the first
 // verdict instead of "already redeemed".
 type tillVerdict struct {
-	Accepted    bool   `json:"accepted"`
-	Code        string `json:"code"`
-	Title       string `json:"title,omitempty"`
-	Value       string `json:"value,omitempty"`
-	UsesLeft    int    `json:"uses_left"`
-	Reason      string `json:"reason,omitempty"`
-	Detail      string `json:"detail,omitempty"`
-	NextValidAt string `json:"next_valid_at,omitempty"` // in the merchant's zone, for people
+	Accepted bool   `json:"accepted"`
+	Code     string `json:"code"`
+	Title    string `json:"title,omitempty"`
+	Value    string `json:"value,omitempty"`
+	UsesLeft int    `json:"uses_left"`
+	Reason   string `json:"reason,omitempty"` // the stable code, kept for tests and support, never shown
+	// What the cashier reads: a short headline, what it means and what to
+	// do, and when the coupon can be used ("Valid again tomorrow at 14:00").
+	Headline string `json:"-"`
+	Advice   string `json:"-"`
+	When     string `json:"-"`
+}
+
+// tillWords are the refusals in the cashier's words: a headline and what
+// to do. The codes are the API's (catalog's reasons and payments' codes).
+var tillWords = map[string][2]string{
+	"outside_time_window":       {"Not valid at this hour", "This coupon can be used only during its hours."},
+	"not_yet_valid":             {"Not valid yet", "This coupon cannot be used before its first day."},
+	"expired":                   {"Expired", "This coupon's validity has ended; it cannot be used."},
+	"already_redeemed":          {"Already used", "This coupon was redeemed before and cannot be used again."},
+	"coupon_refunded":           {"Refunded", "The shopper got the money for this coupon back; it cannot be used."},
+	"category_excluded":         {"Not for this purchase", "The basket holds something this coupon does not cover. Charge that separately, or leave the basket empty for the coupon's own item."},
+	"category_not_included":     {"Not for this purchase", "This coupon covers only some kinds of items, and the basket holds others."},
+	"below_min_spend":           {"Basket too small", "The basket is below this coupon's minimum spend."},
+	"empty_basket":              {"Empty basket", "Type what the shopper buys, or leave the basket empty for the coupon's own item."},
+	"currency_mismatch":         {"Wrong currency", "The basket is in another currency than the coupon."},
+	"coupon_not_found":          {"Unknown coupon", "No coupon of this shop has this code. Check the code, or scan the QR code again."},
+	"not_found":                 {"Unknown coupon", "No coupon of this shop has this code. Check the code, or scan the QR code again."},
+	"redemption_token_required": {"Scan the QR code", "Scan the QR code on the shopper's screen; a code typed in is not enough here."},
+	"redemption_token_invalid":  {"QR code out of date", "The code on the shopper's screen has changed or is not genuine. Ask them to show the coupon again, and scan it."},
+	"typed_code_not_allowed":    {"Typed codes are off", "This shop accepts the coupon's QR code only: scan it from the shopper's screen. Settings can allow typed codes."},
+}
+
+// refusedVerdict words a refusal for the cashier; next is when the coupon
+// can be used next and ended when it stopped being valid, if the refusal
+// says.
+func refusedVerdict(code, reason, detail, next, ended string) tillVerdict {
+	v := tillVerdict{Code: code, Reason: reason}
+	if words, ok := tillWords[reason]; ok {
+		v.Headline, v.Advice = words[0], words[1]
+	} else {
+		v.Headline, v.Advice = "Cannot be used", upperFirst(detail)
+	}
+	switch {
+	case next != "" && reason == string(catalog.ReasonNotYetValid):
+		v.When = "Valid from " + next + "."
+	case next != "":
+		v.When = "Valid again " + next + "."
+	case ended != "" && reason == string(catalog.ReasonExpired):
+		v.When = "It was valid until " + ended + "."
+	}
+	return v
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// nextValidText says when a refused coupon can be used next, as a cashier
+// would: "today at 14:00", "tomorrow at 14:00", "Fri 5 Dec at 14:00".
+func nextValidText(rfc3339 string, now time.Time, loc *time.Location) string {
+	t, err := time.Parse(time.RFC3339, rfc3339)
+	if err != nil {
+		return ""
+	}
+	local, today := t.In(loc), now.In(loc)
+	y, m, d := today.Date()
+	midnight := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	switch {
+	case local.Before(midnight.AddDate(0, 0, 1)):
+		return "today at " + local.Format("15:04")
+	case local.Before(midnight.AddDate(0, 0, 2)):
+		return "tomorrow at " + local.Format("15:04")
+	case local.Year() == today.Year():
+		return local.Format("Mon 2 Jan") + " at " + local.Format("15:04")
+	}
+	return local.Format("Mon 2 Jan 2006") + " at " + local.Format("15:04")
 }
 
 func (d *Dashboard) tillPage(c echo.Context) error {
@@ -62,30 +135,41 @@ func (d *Dashboard) tillRedeem(c echo.Context) error {
 	idem := idempotency.Request{Scope: idempotency.MerchantScope(m.ID), Key: c.FormValue("idempotency_key"), Method: http.MethodPost, Path: "/dashboard/till", Body: body}
 	// A refusal comes back as the problem it is, so the idempotency layer
 	// rolls the change back to its savepoint before storing the answer.
-	resp, err := d.deps.Idempotency.Run(c.Request().Context(), idem, func(tx *sqlx.Tx) (int, any, error) {
-		r, err := d.deps.Payments.Redeem(c.Request().Context(), tx, m.ID, req)
+	ctx := c.Request().Context()
+	resp, err := d.deps.Idempotency.Run(ctx, idem, func(tx *sqlx.Tx) (int, any, error) {
+		r, err := d.deps.Payments.Redeem(ctx, tx, m.ID, req)
 		if err != nil {
 			return 0, nil, err
 		}
 		return http.StatusOK, tillVerdict{Accepted: true, Code: r.Code, Title: r.Title, Value: r.Value.String(), UsesLeft: r.UsesLeft}, nil
 	})
+	refused := resp.Refusal
 	if err != nil {
-		return d.showTill(c, view, err)
+		// An unknown code is an answer for the cashier, not an error page;
+		// a bad basket goes back to the form.
+		p, ok := problem.As(err)
+		if !ok || p.Kind != problem.KindNotFound {
+			return d.showTill(c, view, err)
+		}
+		refused = p
 	}
 	var verdict tillVerdict
-	if resp.ContentType == problem.ContentType {
-		var refused struct {
-			Code        string `json:"code"`
-			Detail      string `json:"detail"`
-			NextValidAt string `json:"next_valid_at"`
+	if refused != nil {
+		next := ""
+		if at, ok := refused.Extensions["next_valid_at"].(string); ok {
+			now, err := d.deps.Payments.NowFor(ctx, m.ID) // a sandbox merchant's test clock
+			if err != nil {
+				return d.renderError(c, err)
+			}
+			next = nextValidText(at, now, m.Location())
 		}
-		if err := json.Unmarshal(resp.Body, &refused); err != nil {
-			return d.renderError(c, fmt.Errorf("stored till refusal: %w", err))
+		ended := ""
+		if at, ok := refused.Extensions["expires_at"].(string); ok {
+			if t, err := time.Parse(time.RFC3339, at); err == nil {
+				ended = catalog.RenderEnd(t, "en", m.Location())
+			}
 		}
-		verdict = tillVerdict{Code: req.Code, Reason: refused.Code, Detail: refused.Detail}
-		if refused.NextValidAt != "" {
-			verdict.NextValidAt = localTimeText(refused.NextValidAt, m)
-		}
+		verdict = refusedVerdict(req.Code, refused.Code, refused.Detail, next, ended)
 	} else if err := json.Unmarshal(resp.Body, &verdict); err != nil {
 		return d.renderError(c, fmt.Errorf("stored till verdict: %w", err))
 	}
@@ -130,12 +214,4 @@ func parseBasket(text string, currency money.Currency) ([]catalog.Line, error) {
 		lines = append(lines, catalog.Line{SKU: fmt.Sprintf("till-%d", i+1), Category: strings.ToLower(category), Amount: money.New(minor, currency)})
 	}
 	return lines, nil
-}
-
-func localTimeText(rfc3339 string, m catalog.Merchant) string {
-	t, err := timeParseRFC3339(rfc3339)
-	if err != nil {
-		return rfc3339
-	}
-	return t.In(m.Location()).Format("Mon 2 Jan 2006 15:04")
 }

@@ -306,7 +306,7 @@ func TestBrowserTeaCardStory(t *testing.T) {
 	b.do(chromedp.Navigate(ta.URL+"/dashboard/till"), chromedp.WaitVisible(chromedp.CSS("#code")))
 	b.do(chromedp.SetValue(chromedp.CSS("#code"), scanned), chromedp.Click(chromedp.CSS("#redeem")),
 		chromedp.WaitVisible(chromedp.CSS("[data-testid=verdict]")))
-	if reason := b.text("[data-testid=reason]"); reason != "outside_time_window" {
+	if reason := b.eval(`document.querySelector('[data-testid=verdict]').dataset.reason`); reason != "outside_time_window" {
 		t.Fatalf("the till says %q at 17:30, want outside_time_window", reason)
 	}
 	b.screenshot("till-refused")

@@ -116,7 +116,7 @@ func TestDashboardSecurity(t *testing.T) {
 		if status, _ := bob.get("/dashboard/items/" + itemID); status != http.StatusNotFound {
 			t.Fatalf("bob reads alice's item: %d", status)
 		}
-		status, _, _ := bob.post("/dashboard/items/"+itemID+"/deactivate", "/dashboard/items", url.Values{}, true)
+		status, _, _ := bob.post("/dashboard/items/"+itemID+"/deactivate", "/dashboard/items", url.Values{"confirmed": {"yes"}}, true)
 		if status != http.StatusNotFound {
 			t.Fatalf("bob deactivates alice's item: %d", status)
 		}
@@ -213,17 +213,29 @@ func TestDashboardRefundsAnOrder(t *testing.T) {
 		"shopper_id": shopperID, "lines": []map[string]any{{"item_id": itemID, "quantity": 1}}}).JSON(t)["id"].(string)
 	orderID := ta.call("POST", "/v1/channel/checkouts/"+checkoutID+"/confirm", channel.APIKey, "pay", nil).JSON(t)["order"].(map[string]any)["id"].(string)
 
-	_, page := staff.get("/dashboard/orders/" + orderID)
+	// The order page only links to the refund page, which asks what and why.
+	if _, page := staff.get("/dashboard/orders/" + orderID); strings.Contains(page, `action="/dashboard/orders/`+orderID+`/refund"`) {
+		t.Fatal("the order page refunds in one click")
+	}
+	_, page := staff.get("/dashboard/orders/" + orderID + "/refund")
 	refundKey := regexp.MustCompile(`name="idempotency_key" value="([0-9a-f]+)"`).FindStringSubmatch(page)[1]
+	status, body, _ := staff.post("/dashboard/orders/"+orderID+"/refund", "/dashboard/orders/"+orderID+"/refund",
+		url.Values{"idempotency_key": {refundKey}, "scope": {"all"}}, true)
+	if status != http.StatusUnprocessableEntity || !strings.Contains(body, "choose why you refund") {
+		t.Fatalf("a refund without a reason: %d %s", status, body)
+	}
 	for range 2 {
-		status, body, header := staff.post("/dashboard/orders/"+orderID+"/refund", "/dashboard/orders/"+orderID,
-			url.Values{"idempotency_key": {refundKey}}, true)
+		status, body, header := staff.post("/dashboard/orders/"+orderID+"/refund", "/dashboard/orders/"+orderID+"/refund",
+			url.Values{"idempotency_key": {refundKey}, "scope": {"all"}, "reason": {"duplicate"}}, true)
 		if status != http.StatusSeeOther || !strings.Contains(header.Get("Location"), "Refunded") {
 			t.Fatalf("refund: %d %s %s", status, header.Get("Location"), body)
 		}
 	}
 	if wallet := ta.count(`SELECT refunded_minor FROM orders WHERE id = $1`, orderID); wallet != 300 {
 		t.Fatalf("refunded %d, want 300 once", wallet)
+	}
+	if n := ta.count(`SELECT count(*) FROM refunds WHERE reason = 'Charged twice'`); n != 1 {
+		t.Fatalf("%d refunds keep the reason given", n)
 	}
 	if status := ta.count(`SELECT count(*) FROM coupons WHERE status = 'refunded'`); status != 1 {
 		t.Fatalf("%d refunded coupons", status)
@@ -238,6 +250,9 @@ func TestDashboardRefundsAnOrder(t *testing.T) {
 	_, after := staff.get("/dashboard/orders/" + orderID)
 	if strings.Contains(after, `id="refund-order"`) {
 		t.Fatal("a fully refunded order still offers a refund")
+	}
+	if _, page := staff.get("/dashboard/orders/" + orderID + "/refund"); !strings.Contains(page, `data-testid="nothing-to-refund"`) || strings.Contains(page, `id="confirm-refund"`) {
+		t.Fatal("the refund page of a fully refunded order still offers a refund")
 	}
 	assertVerifyClean(t, ta)
 }
