@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"image/png"
 	"io"
 	"net/http"
 	"net/url"
@@ -22,7 +20,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/labstack/echo/v4"
 	"github.com/makiuchi-d/gozxing"
-	gozxingqr "github.com/makiuchi-d/gozxing/qrcode"
 
 	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/payments"
@@ -109,19 +106,7 @@ func (b *browser) showCoupon(link string) string {
 // pattern estimate that now and then misjudges a small code's size.
 func decodePureQR(t *testing.T, pngBytes []byte) string {
 	t.Helper()
-	img, err := png.Decode(bytes.NewReader(pngBytes))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	result, err := gozxingqr.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true})
-	if err != nil {
-		t.Fatalf("decode the coupon's QR: %v", err)
-	}
-	return result.GetText()
+	return decodeQRWith(t, pngBytes, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true})
 }
 
 // setOffline cuts (or restores) the browser's network, the service

@@ -29,6 +29,11 @@ var storyStart = time.Date(2026, 11, 21, 6, 30, 0, 0, time.UTC)
 
 func decodeQR(t *testing.T, pngBytes []byte) string {
 	t.Helper()
+	return decodeQRWith(t, pngBytes, nil)
+}
+
+func decodeQRWith(t *testing.T, pngBytes []byte, hints map[gozxing.DecodeHintType]any) string {
+	t.Helper()
 	img, err := png.Decode(bytes.NewReader(pngBytes))
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +42,7 @@ func decodeQR(t *testing.T, pngBytes []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	result, err := gozxingqr.NewQRCodeReader().Decode(bmp, nil)
+	result, err := gozxingqr.NewQRCodeReader().Decode(bmp, hints)
 	if err != nil {
 		t.Fatalf("decode QR: %v", err)
 	}
