@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"html/template"
@@ -62,9 +63,12 @@ type couponCard struct {
 	Link      string // the coupon's own page (receipt cards)
 }
 
-func (h *Shopper) couponCard(ct *couponText, lang string, cp payments.Coupon, merchant catalog.Merchant, now time.Time) (couponCard, error) {
+func (h *Shopper) couponCard(ctx context.Context, ct *couponText, lang string, cp payments.Coupon, merchant catalog.Merchant, now time.Time) (couponCard, error) {
 	issued := cp.IssuedAt
-	cp.RulesText = catalog.RenderRules(cp.Rules, lang, cp.Location(), &issued)
+	var err error
+	if cp.RulesText, err = h.rulesText(ctx, merchant.ID, cp.Location(), cp.Rules, lang, &issued); err != nil {
+		return couponCard{}, err
+	}
 	card := couponCard{C: ct, Coupon: cp, Showable: cp.Showable(now), UsesLeft: cp.UsesLeft}
 	if !card.Showable {
 		card.Status = couponStatusText(ct, cp)
@@ -153,7 +157,7 @@ func (h *Shopper) showCoupon(c echo.Context, token string, cred payments.CouponC
 	if err != nil {
 		return h.renderCouponProblem(c, err)
 	}
-	card, err := h.couponCard(ct, t.Lang, cp, merchant, now)
+	card, err := h.couponCard(ctx, ct, t.Lang, cp, merchant, now)
 	if err != nil {
 		return h.renderCouponProblem(c, err)
 	}
@@ -207,7 +211,7 @@ func (h *Shopper) walletPage(c echo.Context) error {
 	view := walletView{T: t, C: ct, Merchant: merchant, Intro: fmt.Sprintf(ct.MyCouponsIntro, merchant.Name),
 		Worker: couponWorkerPath, Scope: couponWorkerScope}
 	for _, cp := range coupons {
-		card, err := h.couponCard(ct, t.Lang, cp, merchant, now)
+		card, err := h.couponCard(ctx, ct, t.Lang, cp, merchant, now)
 		if err != nil {
 			return h.renderCouponProblem(c, err)
 		}
@@ -324,7 +328,7 @@ func (h *Shopper) receiptPage(c echo.Context) error {
 		view.Lines = append(view.Lines, lineView{OrderLine: l, Price: money.New(l.UnitPriceMinor*int64(l.Quantity), currency)})
 	}
 	for _, cp := range coupons {
-		card, err := h.couponCard(ct, t.Lang, cp, merchant, now)
+		card, err := h.couponCard(ctx, ct, t.Lang, cp, merchant, now)
 		if err != nil {
 			return h.renderProblem(c, err)
 		}

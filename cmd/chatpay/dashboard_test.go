@@ -189,6 +189,23 @@ func TestShopperPagesSpeakChinese(t *testing.T) {
 			t.Errorf("Chinese checkout lacks %q", want)
 		}
 	}
+
+	// The coupon the chat's link opens names the category the same way.
+	shopperID := ta.call("POST", "/v1/channel/shoppers", channel.APIKey, "", map[string]any{"user_id": "43"}).JSON(t)["id"].(string)
+	ta.fund(shopperID, 500, "CNY")
+	bought := ta.call("POST", "/v1/channel/purchases", channel.APIKey, "zh-coupon", map[string]any{"shopper_id": shopperID, "item_id": itemID}).JSON(t)
+	couponID := bought["coupons"].([]any)[0].(map[string]any)["id"].(string)
+	req, _ = http.NewRequest("GET", issuedRedeemURL(t, ta, couponID), nil)
+	req.Header.Set("Accept-Language", "zh-CN,zh;q=0.9")
+	coupon, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coupon.Body.Close()
+	body, _ = io.ReadAll(coupon.Body)
+	if page := string(body); !strings.Contains(page, "不适用于咖啡") || strings.Contains(page, "coffee") {
+		t.Errorf("the Chinese coupon page does not name the category by the merchant's label:\n%s", page)
+	}
 }
 
 // Staff refund an unredeemed tea card from the order page: the money goes
