@@ -158,7 +158,11 @@ func TestRetries(t *testing.T) {
 		ep := f.endpoint(t, merchant, down)
 		f.endpoint(t, merchant, other, TypeEndpointDisabled)
 		cfg := f.fastConfig(t)
-		cfg.DisableAfter = 300 * time.Millisecond
+		// Long enough that the whole retry schedule of the first event runs
+		// before the endpoint is switched off, on a loaded machine too (at
+		// 300 ms a CI run once saw 3 of 4 attempts); the loop below keeps
+		// failing for longer than this.
+		cfg.DisableAfter = 2 * time.Second
 		start(t, newDispatcher(t, cfg))
 		f.enqueueCommitted(t, paid(channel.ID, merchant.ID, "1", 1))
 		waitFor(t, 10*time.Second, "first delivery to fail", func() bool {
