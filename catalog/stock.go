@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 
@@ -18,12 +17,8 @@ import (
 // the CHECK (quantity >= 0) on each bucket makes overselling impossible.
 //
 // See docs/performance.md for the measurement behind StockBucketsMax.
-const (
-	// StockBucketsMax is how many rows an item's stock is spread over.
-	StockBucketsMax = 16
-	// stockTakeRoundsMax bounds the wait-and-retry rounds of one take.
-	stockTakeRoundsMax = 64
-)
+// StockBucketsMax is how many rows an item's stock is spread over.
+const StockBucketsMax = 16
 
 // ErrSoldOut means the item has fewer units left than asked for.
 var ErrSoldOut = errors.New("sold out")
@@ -45,58 +40,21 @@ func spreadStock(quantity int64) []int64 {
 	return buckets
 }
 
-// takeUnlockedSQL takes from any unlocked bucket that has stock, as much as
-// it holds.
-const takeUnlockedSQL = `
-	WITH pick AS (
-		SELECT bucket, quantity FROM item_stock
-		WHERE item_id = $1 AND quantity > 0
-		ORDER BY random() LIMIT 1
-		FOR UPDATE SKIP LOCKED)
-	UPDATE item_stock s SET quantity = s.quantity - LEAST(pick.quantity, $2)
-	FROM pick WHERE s.item_id = $1 AND s.bucket = pick.bucket
-	RETURNING LEAST(pick.quantity, $2)`
+// takeStockSQL takes stock in one round trip: the function of migration
+// 00121 (take from an unlocked bucket, wait for one only when every bucket
+// with stock is held). purchase_pay calls the same function.
+const takeStockSQL = `SELECT catalog_take_stock($1, $2)`
 
 // TakeStock takes quantity units of a tracked item inside the caller's
 // transaction, or returns ErrSoldOut; the caller rolls back on any error, so
 // a partial take never commits.
 func (s *Service) TakeStock(ctx context.Context, tx sqlx.ExtContext, itemID string, quantity int64) error {
-	// Every bucket with stock is held by a sale in flight: wait for the
-	// fullest one. After the wait PostgreSQL re-checks quantity > 0 and may
-	// return no row, which sends us round again.
-	const waitForBucket = `
-		SELECT bucket FROM item_stock
-		WHERE item_id = $1 AND quantity > 0
-		ORDER BY quantity DESC LIMIT 1
-		FOR UPDATE`
-	const committedStock = `SELECT COALESCE(sum(quantity), 0) FROM item_stock WHERE item_id = $1`
-
-	left := quantity
-	for round := 0; left > 0; round++ {
-		if round >= stockTakeRoundsMax {
-			return fmt.Errorf("take stock of %s: still contended after %d rounds", itemID, stockTakeRoundsMax)
-		}
-		var taken int64
-		err := s.stmts.Get(ctx, tx, &taken, takeUnlockedSQL, itemID, left)
-		if err == nil {
-			left -= taken
-			continue
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("take stock: %w", err)
-		}
-		var committed int64
-		if err := sqlx.GetContext(ctx, tx, &committed, committedStock, itemID); err != nil {
-			return fmt.Errorf("read stock: %w", err)
-		}
-		if committed == 0 {
-			return ErrSoldOut
-		}
-		var bucket int
-		if err := sqlx.GetContext(ctx, tx, &bucket, waitForBucket, itemID); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("wait for stock: %w", err)
-		}
-		// The bucket is ours now (or emptied); the next round takes from it.
+	var taken bool
+	if err := s.stmts.Get(ctx, tx, &taken, takeStockSQL, itemID, quantity); err != nil {
+		return fmt.Errorf("take stock: %w", err)
+	}
+	if !taken {
+		return ErrSoldOut
 	}
 	return nil
 }

@@ -167,8 +167,75 @@ const postSQL = `
 SELECT o_outcome, o_transaction_id, o_account_code, o_account_currency, o_balance
 FROM ledger_post($1, $2, $3, $4, $5, $6, $7, $8)`
 
-// postOutcome is the row ledger_post answers.
-type postOutcome struct {
+// post records t, which reverses reversesID when that is not 0.
+func (l *Ledger) post(ctx context.Context, q sqlx.ExtContext, t Transaction, reversesID int64) (Posted, error) {
+	p, err := l.preparePost(t, reversesID)
+	if err != nil {
+		return Posted{}, err
+	}
+	// Accounts are created on first use: a second round runs only after
+	// the first found some missing and they were created.
+	for round := 1; round <= 2; round++ {
+		var out PostOutcome
+		if err := l.stmts.Get(ctx, q, &out, postSQL, p.args...); err != nil {
+			return Posted{}, fmt.Errorf("post %s: %w", t.Key, err)
+		}
+		if out.Outcome == "missing_accounts" && round == 1 {
+			if err := l.EnsureAccounts(ctx, q, t); err != nil {
+				return Posted{}, err
+			}
+			continue
+		}
+		if out.Outcome == "replayed" {
+			posted, err := l.Transaction(ctx, q, out.TransactionID.Int64)
+			posted.Replayed = true
+			return posted, err
+		}
+		return p.Result(out)
+	}
+	panic("unreachable")
+}
+
+// PreparedPost is a transaction ready for ledger_post, for a caller whose
+// own database function posts it in the same round trip as its other
+// writes (payments' purchase_pay): Args are the function's arguments and
+// Result reads its answer.
+type PreparedPost struct {
+	t          Transaction
+	reversesID int64
+	now        time.Time
+	args       []any
+}
+
+// PreparePost validates t and encodes it for ledger_post.
+func (l *Ledger) PreparePost(t Transaction) (PreparedPost, error) {
+	return l.preparePost(t, 0)
+}
+
+func (l *Ledger) preparePost(t Transaction, reversesID int64) (PreparedPost, error) {
+	if err := t.validate(); err != nil {
+		return PreparedPost{}, err
+	}
+	codes := make([]string, len(t.Postings))
+	currencies := make([]string, len(t.Postings))
+	amounts := make([]int64, len(t.Postings))
+	for i, p := range t.Postings {
+		codes[i], currencies[i], amounts[i] = p.Account.Code(), p.Currency.Code(), p.Amount
+	}
+	now := l.now()
+	return PreparedPost{t: t, reversesID: reversesID, now: now, args: []any{
+		t.Key, contentHash(t, reversesID), t.Description, sql.NullInt64{Int64: reversesID, Valid: reversesID != 0}, now,
+		pq.Array(codes), pq.Array(currencies), pq.Array(amounts)}}, nil
+}
+
+// Args are ledger_post's eight arguments, in order.
+func (p PreparedPost) Args() []any { return p.args }
+
+// Transaction is the transaction to post.
+func (p PreparedPost) Transaction() Transaction { return p.t }
+
+// PostOutcome is the row ledger_post answers.
+type PostOutcome struct {
 	Outcome         string         `db:"o_outcome"`
 	TransactionID   sql.NullInt64  `db:"o_transaction_id"`
 	AccountCode     sql.NullString `db:"o_account_code"`
@@ -176,75 +243,53 @@ type postOutcome struct {
 	Balance         sql.NullInt64  `db:"o_balance"`
 }
 
-// post records t, which reverses reversesID when that is not 0.
-func (l *Ledger) post(ctx context.Context, q sqlx.ExtContext, t Transaction, reversesID int64) (Posted, error) {
-	if err := t.validate(); err != nil {
-		return Posted{}, err
-	}
-	hash := contentHash(t, reversesID)
-	codes := make([]string, len(t.Postings))
-	currencies := make([]string, len(t.Postings))
-	amounts := make([]int64, len(t.Postings))
-	for i, p := range t.Postings {
-		codes[i], currencies[i], amounts[i] = p.Account.Code(), p.Currency.Code(), p.Amount
-	}
-	reverses := sql.NullInt64{Int64: reversesID, Valid: reversesID != 0}
-	now := l.now()
-	// Accounts are created on first use: a second round runs only after
-	// the first found some missing and they were created.
-	for round := 1; round <= 2; round++ {
-		var out postOutcome
-		err := l.stmts.Get(ctx, q, &out, postSQL, t.Key, hash, t.Description, reverses, now,
-			pq.Array(codes), pq.Array(currencies), pq.Array(amounts))
-		if err != nil {
-			return Posted{}, fmt.Errorf("post %s: %w", t.Key, err)
+// Result is what Post returns for ledger_post's answer out: the transaction
+// when it was posted, or the refusal (insufficient funds, a key used for
+// other content). A replay or missing accounts are for the caller to handle
+// before (Post reads the original, or creates the accounts and posts again);
+// here they are errors.
+func (p PreparedPost) Result(out PostOutcome) (Posted, error) {
+	t := p.t
+	switch out.Outcome {
+	case "posted":
+		posted := Posted{
+			ID: out.TransactionID.Int64, Key: t.Key, Description: t.Description, ReversesID: p.reversesID,
+			Postings: slices.Clone(t.Postings), CreatedAt: p.now,
 		}
-		switch out.Outcome {
-		case "posted":
-			posted := Posted{
-				ID: out.TransactionID.Int64, Key: t.Key, Description: t.Description, ReversesID: reversesID,
-				Postings: slices.Clone(t.Postings), CreatedAt: now,
-			}
-			for _, p := range t.Postings {
-				if out.Balance.Valid && p.Account.Code() == out.AccountCode.String && p.Currency.Code() == out.AccountCurrency.String {
-					posted.After = &BalanceAfter{Account: p.Account, Currency: p.Currency, Balance: out.Balance.Int64}
-					break
-				}
-			}
-			return posted, nil
-		case "replayed":
-			posted, err := l.Transaction(ctx, q, out.TransactionID.Int64)
-			posted.Replayed = true
-			return posted, err
-		case "conflict":
-			return Posted{}, idempotencyConflict(t.Key)
-		case "insufficient_funds":
-			for _, p := range t.Postings {
-				if p.Account.Code() == out.AccountCode.String && p.Currency.Code() == out.AccountCurrency.String {
-					var change int64
-					for _, o := range t.Postings {
-						if o.Account == p.Account && o.Currency == p.Currency {
-							change += o.Amount
-						}
-					}
-					return Posted{}, insufficientFunds(p.Account, p.Currency, out.Balance.Int64, change)
-				}
-			}
-			return Posted{}, fmt.Errorf("post %s: insufficient funds in unknown account %s", t.Key, out.AccountCode.String)
-		case "missing_accounts":
-			if round == 2 {
+		for _, q := range t.Postings {
+			if out.Balance.Valid && q.Account.Code() == out.AccountCode.String && q.Currency.Code() == out.AccountCurrency.String {
+				posted.After = &BalanceAfter{Account: q.Account, Currency: q.Currency, Balance: out.Balance.Int64}
 				break
 			}
-			for _, p := range t.Postings {
-				if _, err := l.EnsureAccount(ctx, q, p.Account, p.Currency); err != nil {
-					return Posted{}, err
-				}
-			}
-			continue
 		}
-		return Posted{}, fmt.Errorf("post %s: unexpected outcome %q in round %d", t.Key, out.Outcome, round)
+		return posted, nil
+	case "conflict":
+		return Posted{}, idempotencyConflict(t.Key)
+	case "insufficient_funds":
+		for _, q := range t.Postings {
+			if q.Account.Code() == out.AccountCode.String && q.Currency.Code() == out.AccountCurrency.String {
+				var change int64
+				for _, o := range t.Postings {
+					if o.Account == q.Account && o.Currency == q.Currency {
+						change += o.Amount
+					}
+				}
+				return Posted{}, insufficientFunds(q.Account, q.Currency, out.Balance.Int64, change)
+			}
+		}
+		return Posted{}, fmt.Errorf("post %s: insufficient funds in unknown account %s", t.Key, out.AccountCode.String)
 	}
-	panic("unreachable")
+	return Posted{}, fmt.Errorf("post %s: unexpected outcome %q", t.Key, out.Outcome)
+}
+
+// EnsureAccounts creates the accounts t posts to that do not exist yet.
+func (l *Ledger) EnsureAccounts(ctx context.Context, q sqlx.ExtContext, t Transaction) error {
+	for _, p := range t.Postings {
+		if _, err := l.EnsureAccount(ctx, q, p.Account, p.Currency); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // storedTransaction is a row of ledger_transactions.

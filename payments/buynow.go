@@ -18,8 +18,9 @@ import (
 // checkout, its line, reading them back and marking them paid are four
 // writes and two reads the purchase does not need. The guarantees are
 // confirm's: the item is read once (with its merchant) and must be
-// sellable, reservations count towards the per-shopper limit, stock is taken and the per-shopper count raised in tx, and pay
-// writes the ledger, order, coupons and events together. The sale's ledger
+// sellable, reservations count towards the per-shopper limit, and pay
+// takes the stock, raises the per-shopper count and writes the ledger,
+// order, coupons and events together, in one call (purchase_pay). The sale's ledger
 // key is the new order's, so it is unique per purchase; a retry finds the
 // caller's stored answer through the Idempotency-Key before reaching here.
 func (s *Service) buyNow(ctx context.Context, tx *sqlx.Tx, p Purchase, itemID, qrID string) (Receipt, error) {
@@ -33,7 +34,7 @@ func (s *Service) buyNow(ctx context.Context, tx *sqlx.Tx, p Purchase, itemID, q
 	}
 	// What the shopper holds in open reservations counts, as when a
 	// checkout is opened; pay's count of purchases is the final word.
-	if err := s.checkLimits(ctx, tx, p.Shopper.ID, lines, false); err != nil {
+	if err := s.checkLimits(ctx, tx, p.Shopper.ID, lines); err != nil {
 		return Receipt{}, err
 	}
 	now, err := s.nowFor(ctx, tx, merchant.ID)

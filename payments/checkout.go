@@ -86,7 +86,7 @@ func (s *Service) CreateCheckout(ctx context.Context, tx *sqlx.Tx, req CheckoutR
 	if err != nil {
 		return Checkout{}, err
 	}
-	if err := s.checkLimits(ctx, tx, req.Shopper.ID, lines, false); err != nil {
+	if err := s.checkLimits(ctx, tx, req.Shopper.ID, lines); err != nil {
 		return Checkout{}, err
 	}
 	if req.Reserve {
@@ -217,41 +217,21 @@ func (s *Service) takeStock(ctx context.Context, tx *sqlx.Tx, lines []saleLine) 
 	return nil
 }
 
-// checkLimits enforces per-shopper limits. With record it counts the
-// purchase: one upsert per (shopper, item) row, which only that shopper's own
-// taps contend on, refusing when the new total would pass the limit.
-func (s *Service) checkLimits(ctx context.Context, tx *sqlx.Tx, shopperID string, lines []saleLine, record bool) error {
+// checkLimits refuses lines that would take the shopper past an item's
+// per-shopper limit, counting what they bought and what they hold in open
+// checkouts: one shopper must not hold every unit in checkouts that are each
+// within the limit. The purchase's own count (purchase_pay) is the final word.
+func (s *Service) checkLimits(ctx context.Context, tx *sqlx.Tx, shopperID string, lines []saleLine) error {
 	for _, l := range lines {
-		if l.item.PerShopperLimit == nil && !record {
+		if l.item.PerShopperLimit == nil {
 			continue
 		}
-		limit := LineQuantityMax * LinesMax // no limit: count purchases anyway
-		if l.item.PerShopperLimit != nil {
-			limit = *l.item.PerShopperLimit
+		var held int
+		if err := s.stmts.Get(ctx, tx, &held, heldSQL, shopperID, l.ItemID); err != nil {
+			return fmt.Errorf("read purchases: %w", err)
 		}
-		if !record {
-			// Open reservations count too, or one shopper could hold every
-			// unit in checkouts that are each within the limit.
-			var held int
-			if err := s.stmts.Get(ctx, tx, &held, heldSQL, shopperID, l.ItemID); err != nil {
-				return fmt.Errorf("read purchases: %w", err)
-			}
-			if held+l.Quantity > limit {
-				return limitReached(l.item, held)
-			}
-			continue
-		}
-		const upsert = `
-			INSERT INTO shopper_item_purchases AS p (shopper_id, item_id, quantity)
-			VALUES ($1, $2, $3)
-			ON CONFLICT (shopper_id, item_id) DO UPDATE SET quantity = p.quantity + EXCLUDED.quantity
-			RETURNING quantity`
-		var total int
-		if err := s.stmts.Get(ctx, tx, &total, upsert, shopperID, l.ItemID, l.Quantity); err != nil {
-			return fmt.Errorf("count purchase: %w", err)
-		}
-		if l.item.PerShopperLimit != nil && total > limit {
-			return limitReached(l.item, total-l.Quantity)
+		if held+l.Quantity > *l.item.PerShopperLimit {
+			return limitReached(l.item, held)
 		}
 	}
 	return nil
@@ -375,7 +355,8 @@ func (s *Service) confirm(ctx context.Context, tx *sqlx.Tx, checkoutID string, s
 	if err != nil {
 		return Receipt{}, err
 	}
-	receipt, err := s.pay(ctx, tx, sale{
+	// pay marks the checkout paid with its order.
+	return s.pay(ctx, tx, sale{
 		order: Order{
 			ID: ids.New("ord"), CheckoutID: co.ID, MerchantID: co.MerchantID, ShopperID: shopper.ID, ChatID: co.ChatID,
 			Currency: co.Currency, TotalMinor: co.TotalMinor, Status: OrderPaid, CreatedAt: now,
@@ -383,14 +364,6 @@ func (s *Service) confirm(ctx context.Context, tx *sqlx.Tx, checkoutID string, s
 		lines: lines, merchant: merchant, shopper: shopper, takeStock: !co.Reserved,
 		ledgerKey: "checkout:" + co.ID + ":pay", ledgerDescription: "sale " + co.ID,
 	})
-	if err != nil {
-		return Receipt{}, err
-	}
-	const markPaid = `UPDATE checkouts SET status = 'paid', reserved = false, order_id = $2, closed_at = $3 WHERE id = $1`
-	if _, err := s.stmts.Exec(ctx, tx, markPaid, co.ID, receipt.Order.ID, now); err != nil {
-		return Receipt{}, fmt.Errorf("mark checkout paid: %w", err)
-	}
-	return receipt, nil
 }
 
 // sale is what a purchase pays for, whether a checkout opened it (confirm)
@@ -408,51 +381,59 @@ type sale struct {
 }
 
 // pay is the part of every purchase after its lines are priced and found
-// sellable: stock, the per-shopper count, the ledger, the order, coupons,
-// events and the receipt, all in tx. It returns sold_out,
-// purchase_limit_reached or insufficient_funds before anything is written.
+// sellable: stock, the per-shopper count, the ledger, the order, coupons and
+// their links, the checkout's status and events, written by one call of
+// purchase_pay in tx (writeSale), then the receipt. It returns sold_out,
+// purchase_limit_reached or insufficient_funds, after which tx is aborted:
+// nothing it wrote can commit.
 func (s *Service) pay(ctx context.Context, tx *sqlx.Tx, sl sale) (Receipt, error) {
-	if sl.takeStock {
-		if err := s.takeStock(ctx, tx, sl.lines); err != nil {
-			return Receipt{}, err
-		}
-	}
-	if err := s.checkLimits(ctx, tx, sl.shopper.ID, sl.lines, true); err != nil {
-		return Receipt{}, err
-	}
 	currency, err := money.ParseCurrency(sl.order.Currency)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("sale currency: %w", err)
 	}
 	order := sl.order
-	var wallet *int64 // the wallet's balance after the sale, when the post said
-	if order.TotalMinor > 0 {
-		posted, err := s.ledger.Post(ctx, tx, saleTransaction(sl, currency, s.fee))
-		if err != nil {
-			return Receipt{}, err
-		}
-		order.LedgerTransactionID = sql.NullInt64{Int64: posted.ID, Valid: true}
-		if a := posted.After; a != nil && a.Account == ledger.ShopperWallet(sl.shopper.ID) && a.Currency == currency {
-			wallet = &a.Balance
-		}
-	}
 	for _, l := range sl.lines {
 		order.Lines = append(order.Lines, OrderLine{
 			LineNo: l.LineNo, ItemID: l.ItemID, SKU: l.item.SKU, Title: l.item.Title, Category: l.item.Category,
 			Kind: l.item.Kind, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor,
 		})
 	}
-	if err := s.insertOrder(ctx, tx, order, sl.qrID); err != nil {
-		return Receipt{}, err
-	}
-	coupons, err := s.issueCoupons(ctx, tx, order, sl.lines, sl.merchant)
+	coupons, err := newCoupons(order, sl.lines, sl.merchant)
 	if err != nil {
 		return Receipt{}, err
 	}
-	if err := s.enqueuePaid(ctx, tx, order, coupons, sl.shopper, sl.merchant, currency); err != nil {
+	events, err := s.outbox.Batch(s.paidEvents(order, coupons, sl.shopper, currency)...)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("order.paid and coupon.issued: %w", err)
+	}
+	w := saleWrite{sale: sl, order: order, coupons: coupons, events: events}
+	if order.TotalMinor > 0 {
+		post, err := s.ledger.PreparePost(saleTransaction(sl, currency, s.fee))
+		if err != nil {
+			return Receipt{}, err
+		}
+		w.post = &post
+	}
+	written, err := s.writeSale(ctx, tx, w)
+	if err != nil {
 		return Receipt{}, err
 	}
-	return s.receipt(ctx, tx, order, coupons, sl.shopper, currency, sl.lines, wallet)
+	r := Receipt{Order: written.order, Coupons: coupons, Remaining: map[string]int{}}
+	if written.wallet != nil {
+		r.Wallet = money.New(*written.wallet, currency)
+	} else {
+		balance, err := s.ledger.Balance(ctx, tx, ledger.ShopperWallet(sl.shopper.ID), currency)
+		if err != nil {
+			return Receipt{}, fmt.Errorf("wallet balance: %w", err)
+		}
+		r.Wallet = money.New(balance, currency)
+	}
+	for i, l := range sl.lines {
+		if l.item.PerShopperLimit != nil {
+			r.Remaining[l.ItemID] = max(0, *l.item.PerShopperLimit-written.bought[i])
+		}
+	}
+	return r, nil
 }
 
 // checkPayable refuses a checkout that is no longer open at now.
@@ -516,7 +497,8 @@ func saleTransaction(sl sale, currency money.Currency, fee money.Rate) ledger.Tr
 	return ledger.Transaction{Key: sl.ledgerKey, Description: sl.ledgerDescription, Postings: postings}
 }
 
-func (s *Service) enqueuePaid(ctx context.Context, tx *sqlx.Tx, order Order, coupons []Coupon, shopper Shopper, merchant catalog.Merchant, currency money.Currency) error {
+// paidEvents are a purchase's order.paid and a coupon.issued per coupon.
+func (s *Service) paidEvents(order Order, coupons []Coupon, shopper Shopper, currency money.Currency) []webhooks.Event {
 	chat := webhooks.Chat{ChannelID: shopper.ChannelID, ExternalUserID: shopper.ExternalUserID, ChatID: order.ChatID}
 	titles := make([]string, 0, len(order.Lines))
 	lines := make([]webhooks.OrderLine, 0, len(order.Lines))
@@ -538,7 +520,6 @@ func (s *Service) enqueuePaid(ctx context.Context, tx *sqlx.Tx, order Order, cou
 		Order: webhooks.Order{ID: order.ID, MerchantID: order.MerchantID, Lines: lines,
 			Total: webhookAmount(money.New(order.TotalMinor, currency)), PaidAt: order.CreatedAt},
 	})
-	// One statement for all of the purchase's events (webhooks.Service.Enqueue).
 	events := make([]webhooks.Event, 0, 1+len(coupons))
 	events = append(events, paid)
 	for _, c := range coupons {
@@ -549,10 +530,7 @@ func (s *Service) enqueuePaid(ctx context.Context, tx *sqlx.Tx, order Order, cou
 			Coupon:   c.webhook(CouponActive, s.CouponLink(c.LinkToken)),
 		}))
 	}
-	if err := s.outbox.Enqueue(ctx, tx, events...); err != nil {
-		return fmt.Errorf("enqueue order.paid and coupon.issued: %w", err)
-	}
-	return nil
+	return events
 }
 
 func webhookAmount(a money.Amount) webhooks.Amount {

@@ -65,18 +65,22 @@ func (c Coupon) Showable(now time.Time) bool {
 }
 
 // mintCouponCredential stores a new credential for c in q (the caller's
-// transaction) and returns its token, which is never stored. It runs on the
-// purchase path, so its statement is prepared like the coupon's own.
+// transaction) and returns its token, which is never stored. A purchase's
+// own chat link is written with its coupon, by purchase_pay; this is for a
+// link made later (a receipt page's).
 func (s *Service) mintCouponCredential(ctx context.Context, q sqlx.ExtContext, c Coupon, source string, now time.Time) (string, error) {
-	raw := make([]byte, couponTokenBytes)
-	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("coupon token: %w", err)
-	}
-	token := base64.RawURLEncoding.EncodeToString(raw)
+	token := newCouponToken()
 	if _, err := s.stmts.Exec(ctx, q, insertCouponCredentialSQL, couponTokenHash(token), c.ID, c.ShopperID, c.MerchantID, source, now); err != nil {
 		return "", fmt.Errorf("store coupon credential: %w", err)
 	}
 	return token, nil
+}
+
+// newCouponToken is a new link token; only its hash is ever stored.
+func newCouponToken() string {
+	raw := make([]byte, couponTokenBytes)
+	_, _ = rand.Read(raw) // crypto/rand.Read never fails (Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(raw)
 }
 
 func couponTokenHash(token string) []byte {

@@ -58,10 +58,6 @@ type Coupon struct {
 // being read aloud or typed from a screenshot.
 const couponAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-// couponCodeAttemptsMax bounds retries on the (60-bit, so vanishingly rare)
-// collision of a new code with an existing one.
-const couponCodeAttemptsMax = 5
-
 func newCouponCode() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
@@ -97,9 +93,10 @@ func NormalizeCouponCode(typed string) string {
 	return s[0:4] + "-" + s[4:8] + "-" + s[8:12]
 }
 
-// issueCoupons issues one coupon per voucher unit, each with the template's
-// rules as they are now and validity counted from the purchase.
-func (s *Service) issueCoupons(ctx context.Context, tx *sqlx.Tx, order Order, lines []saleLine, merchant catalog.Merchant) ([]Coupon, error) {
+// newCoupons makes one coupon per voucher unit of lines, each with the
+// template's rules as they are now, validity counted from the purchase, a
+// code, a secret and the token of its chat link; pay writes them.
+func newCoupons(order Order, lines []saleLine, merchant catalog.Merchant) ([]Coupon, error) {
 	var coupons []Coupon
 	loc := merchant.Location()
 	for _, l := range lines {
@@ -115,46 +112,20 @@ func (s *Service) issueCoupons(ctx context.Context, tx *sqlx.Tx, order Order, li
 		for range l.Quantity {
 			c := Coupon{
 				ID: ids.New("cpn"), OrderID: order.ID, LineNo: l.LineNo, MerchantID: order.MerchantID,
-				ShopperID: order.ShopperID, ItemID: l.ItemID, RulesJSON: rulesJSON, Rules: rules, TimeZone: merchant.TimeZone,
-				ValueMinor: l.UnitPriceMinor, Currency: order.Currency, IssuedAt: issuedAt,
+				ShopperID: order.ShopperID, ItemID: l.ItemID, Code: newCouponCode(), RulesJSON: rulesJSON, Rules: rules,
+				TimeZone: merchant.TimeZone, ValueMinor: l.UnitPriceMinor, Currency: order.Currency, IssuedAt: issuedAt,
 				UsesTotal: rules.Uses(), UsesLeft: rules.Uses(), Status: CouponActive, Title: l.item.Title,
-				RulesText: catalog.RenderRules(rules, "en", loc, &issuedAt),
+				RulesText: catalog.RenderRules(rules, "en", loc, &issuedAt), LinkToken: newCouponToken(),
 			}
 			if until := rules.ExpiresAt(issuedAt, loc); until != nil {
 				c.ValidUntil = sql.NullTime{Time: until.UTC(), Valid: true}
 			}
 			c.Secret = make([]byte, 20)
 			_, _ = rand.Read(c.Secret)
-			if err := s.insertCoupon(ctx, tx, &c); err != nil {
-				return nil, err
-			}
-			if c.LinkToken, err = s.mintCouponCredential(ctx, tx, c, credentialFromChat, issuedAt); err != nil {
-				return nil, err
-			}
 			coupons = append(coupons, c)
 		}
 	}
 	return coupons, nil
-}
-
-func (s *Service) insertCoupon(ctx context.Context, tx *sqlx.Tx, c *Coupon) error {
-	const insert = `
-		INSERT INTO coupons (id, order_id, line_no, merchant_id, shopper_id, item_id, code, secret, rules, time_zone,
-			value_minor, currency, issued_at, valid_until, uses_total, uses_left, status)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-		ON CONFLICT (code) DO NOTHING`
-	for attempt := 1; attempt <= couponCodeAttemptsMax; attempt++ {
-		c.Code = newCouponCode()
-		res, err := s.stmts.Exec(ctx, tx, insert, c.ID, c.OrderID, c.LineNo, c.MerchantID, c.ShopperID, c.ItemID, c.Code,
-			c.Secret, c.RulesJSON, c.TimeZone, c.ValueMinor, c.Currency, c.IssuedAt, c.ValidUntil, c.UsesTotal, c.UsesLeft, c.Status)
-		if err != nil {
-			return fmt.Errorf("insert coupon: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			return nil
-		}
-	}
-	return fmt.Errorf("no free coupon code after %d attempts", couponCodeAttemptsMax)
 }
 
 const couponColumns = `c.id, c.order_id, c.line_no, c.merchant_id, c.shopper_id, c.item_id, c.code, c.secret, c.rules, c.time_zone,

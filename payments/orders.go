@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/money"
@@ -52,41 +51,6 @@ type OrderLine struct {
 	Kind           string `db:"kind"`
 	Quantity       int    `db:"quantity"`
 	UnitPriceMinor int64  `db:"unit_price_minor"`
-}
-
-// insertOrder writes o and its lines in one statement (one round trip);
-// qrID is the code a one-call purchase was bought from, if any (a checkout
-// records its own).
-func (s *Service) insertOrder(ctx context.Context, tx *sqlx.Tx, o Order, qrID string) error {
-	const insert = `
-		WITH o AS (
-			INSERT INTO orders (id, checkout_id, merchant_id, shopper_id, chat_id, currency, total_minor, status, ledger_transaction_id, created_at, qr_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-			RETURNING id)
-		INSERT INTO order_lines (order_id, line_no, item_id, sku, title, category, kind, quantity, unit_price_minor)
-		SELECT o.id, l.line_no, l.item_id, l.sku, l.title, l.category, l.kind, l.quantity, l.unit_price_minor
-		FROM o, unnest($12::integer[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::integer[], $19::bigint[])
-			AS l (line_no, item_id, sku, title, category, kind, quantity, unit_price_minor)`
-	n := len(o.Lines)
-	lineNos, quantities := make([]int64, n), make([]int64, n)
-	itemIDs, skus, titles, categories, kinds := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	prices := make([]int64, n)
-	for i, l := range o.Lines {
-		lineNos[i], itemIDs[i], skus[i], titles[i], categories[i], kinds[i] = int64(l.LineNo), l.ItemID, l.SKU, l.Title, l.Category, l.Kind
-		quantities[i], prices[i] = int64(l.Quantity), l.UnitPriceMinor
-	}
-	if _, err := s.stmts.Exec(ctx, tx, insert, o.ID, sql.NullString{String: o.CheckoutID, Valid: o.CheckoutID != ""},
-		o.MerchantID, o.ShopperID, o.ChatID, o.Currency, o.TotalMinor, o.Status, o.LedgerTransactionID, o.CreatedAt,
-		sql.NullString{String: qrID, Valid: qrID != ""},
-		pq.Array(lineNos), pq.Array(itemIDs), pq.Array(skus), pq.Array(titles), pq.Array(categories), pq.Array(kinds),
-		pq.Array(quantities), pq.Array(prices)); err != nil {
-		if database.IsUniqueViolation(err, "orders_checkout_key") {
-			// The checkout row lock makes this unreachable; the constraint is the second check.
-			return problem.New(problem.KindConflict, CodeAlreadyPaid, "this checkout is already paid")
-		}
-		return fmt.Errorf("insert order: %w", err)
-	}
-	return nil
 }
 
 const orderColumns = `id, COALESCE(checkout_id, '') AS checkout_id, merchant_id, shopper_id, chat_id, currency, total_minor, refunded_minor, status, ledger_transaction_id, created_at`
@@ -181,32 +145,6 @@ type Receipt struct {
 	Wallet  money.Amount
 	// Remaining is how many more units the shopper may buy, per limited item.
 	Remaining map[string]int
-}
-
-// receipt answers a purchase; wallet is the wallet's balance if the sale's
-// post reported it (nil: read it).
-func (s *Service) receipt(ctx context.Context, tx *sqlx.Tx, order Order, coupons []Coupon, shopper Shopper, currency money.Currency, lines []saleLine, wallet *int64) (Receipt, error) {
-	var balance int64
-	if wallet != nil {
-		balance = *wallet
-	} else {
-		var err error
-		if balance, err = s.ledger.Balance(ctx, tx, ledger.ShopperWallet(shopper.ID), currency); err != nil {
-			return Receipt{}, fmt.Errorf("wallet balance: %w", err)
-		}
-	}
-	r := Receipt{Order: order, Coupons: coupons, Wallet: money.New(balance, currency), Remaining: map[string]int{}}
-	for _, l := range lines {
-		if l.item.PerShopperLimit == nil {
-			continue
-		}
-		var bought int
-		if err := s.stmts.Get(ctx, tx, &bought, purchasedSQL, shopper.ID, l.ItemID); err != nil {
-			return Receipt{}, fmt.Errorf("read purchases: %w", err)
-		}
-		r.Remaining[l.ItemID] = max(0, *l.item.PerShopperLimit-bought)
-	}
-	return r, nil
 }
 
 // WalletBalance returns a shopper's wallet balance in currency.

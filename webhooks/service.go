@@ -47,22 +47,11 @@ func enqueue(ctx context.Context, tx sqlx.ExtContext, stmts *database.Stmts, e E
 // enqueueAll validates events and writes them in one statement, in order;
 // it assigns the ids of events that have none (in events itself).
 func enqueueAll(ctx context.Context, tx sqlx.ExtContext, stmts *database.Stmts, events []Event, targetEndpointID string) error {
-	bodies := make([][]byte, len(events))
-	for i := range events {
-		e := &events[i]
-		if e.ID == "" {
-			e.ID = ids.New("evt")
-		}
-		if err := e.validate(); err != nil {
-			return err
-		}
-		body, err := e.body()
-		if err != nil {
-			return err
-		}
-		bodies[i] = body
+	b, err := prepareBatch(events, targetEndpointID)
+	if err != nil {
+		return err
 	}
-	_, err := insertEvents(ctx, tx, stmts, events, bodies, targetEndpointID)
+	_, err = insertEvents(ctx, tx, stmts, b)
 	return err
 }
 
@@ -124,25 +113,38 @@ func NewService(db *sqlx.DB, policy URLPolicy, now func() time.Time) *Service {
 // Enqueue is the package Enqueue with the service's clock and prepared
 // statements, for one event or several: several (a purchase's order.paid
 // and coupon.issued) are written in one statement, in the order given. A
-// nil Service is the package Enqueue, so a collaborator built without
-// webhooks (a test, a one-off command) still writes its events.
+// nil Service writes as the package Enqueue does, so a collaborator built
+// without webhooks (a test, a one-off command) still writes its events.
 func (s *Service) Enqueue(ctx context.Context, tx sqlx.ExtContext, events ...Event) error {
-	if s == nil {
-		for _, e := range events {
-			if err := Enqueue(ctx, tx, e); err != nil {
-				return err
-			}
-		}
-		return nil
+	b, err := s.Batch(events...)
+	if err != nil {
+		return err
 	}
+	var stmts *database.Stmts
+	if s != nil {
+		stmts = s.stmts
+	}
+	_, err = insertEvents(ctx, tx, stmts, b)
+	return err
+}
+
+// Batch prepares events as Enqueue would write them (the service's clock
+// for a zero CreatedAt, its test mode), for a caller whose own database
+// function writes them with webhook_enqueue. A nil Service uses time.Now, as
+// the package Enqueue does.
+func (s *Service) Batch(events ...Event) (Batch, error) {
 	events = slices.Clone(events)
+	now, test := time.Now, false
+	if s != nil {
+		now, test = s.now, s.test
+	}
 	for i := range events {
 		if events[i].CreatedAt.IsZero() {
-			events[i].CreatedAt = s.now()
+			events[i].CreatedAt = now()
 		}
-		events[i].Test = events[i].Test || s.test
+		events[i].Test = events[i].Test || test
 	}
-	return enqueueAll(ctx, tx, s.stmts, events, "")
+	return prepareBatch(events, "")
 }
 
 // Endpoint is a webhook endpoint as its owner sees it (secrets apart).

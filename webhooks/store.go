@@ -222,43 +222,56 @@ const lockConversationSQL = `SELECT pg_advisory_xact_lock(hashtextextended('webh
 // ordering key, body, created_at); $7 each event's owners as an array
 // literal; $8–$10 the owners again, one row per (event, owner), distinct
 // per event; $11 the target endpoint, empty for none; $12 the notify channel.
-const insertEventsSQL = `
-WITH locked AS (
-    SELECT count(*) AS conversations
-    FROM (SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || k, 0)) FROM unnest($1::text[]) AS k) l
-), event AS (
-    INSERT INTO webhook_events (id, type, owners, ordering_key, seq, body, created_at)
-    SELECT x.id, x.type, x.owners::text[], x.ordering_key, nextval('webhook_event_seq'), x.body, x.created_at
-    FROM locked, unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::timestamptz[], $7::text[])
-        WITH ORDINALITY AS x (id, type, ordering_key, body, created_at, owners, n)
-    ORDER BY x.n
-    RETURNING id, type, seq, ordering_key, created_at
-), fanout AS (
-    INSERT INTO webhook_deliveries (event_id, endpoint_id, ordering_key, seq, status, next_attempt_at, created_at)
-    SELECT event.id, e.id, event.ordering_key, event.seq, 'pending', LEAST(event.created_at, now()), event.created_at
-    FROM event
-    JOIN unnest($8::text[], $9::text[], $10::text[]) AS o (event_id, kind, owner_id) ON o.event_id = event.id
-    JOIN webhook_endpoints e ON e.owner_kind = o.kind AND e.owner_id = o.owner_id
-    WHERE e.enabled
-      AND CASE WHEN $11 = '' THEN e.event_types IS NULL OR event.type = ANY (e.event_types) ELSE e.id = $11 END
-    RETURNING 1
-), made AS (
-    SELECT count(*) AS deliveries FROM fanout
-)
-SELECT deliveries, CASE WHEN deliveries > 0 THEN pg_notify($12, '')::text END AS notified FROM made`
+const insertEventsSQL = `SELECT o_deliveries, o_notified FROM webhook_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 
 const notifySQL = `SELECT pg_notify($1, '')`
 
-// insertEvents writes events (validated, with ids) and their bodies, and
-// says how many deliveries it made.
-func insertEvents(ctx context.Context, tx sqlx.ExtContext, stmts *database.Stmts, events []Event, bodies [][]byte, targetEndpointID string) (int, error) {
+// insertEvents writes a prepared batch and says how many deliveries it made.
+func insertEvents(ctx context.Context, tx sqlx.ExtContext, stmts *database.Stmts, b Batch) (int, error) {
+	var inserted struct {
+		Deliveries int            `db:"o_deliveries"`
+		Notified   sql.NullString `db:"o_notified"`
+	}
+	if err := stmts.Get(ctx, tx, &inserted, insertEventsSQL, b.args...); err != nil {
+		return 0, fmt.Errorf("insert webhook events: %w", err)
+	}
+	return inserted.Deliveries, nil
+}
+
+// Batch is events ready for webhook_enqueue (migration 00122): validated,
+// with ids and bodies, as the function's twelve arguments. A caller whose
+// own database function writes its events (payments' purchase_pay) passes
+// Args through, so the events cost it no round trip of their own.
+type Batch struct {
+	args []any
+}
+
+// Args are webhook_enqueue's arguments, in order.
+func (b Batch) Args() []any { return b.args }
+
+// prepareBatch validates events, gives the ones without an id a new one (in
+// events itself) and encodes their bodies.
+func prepareBatch(events []Event, targetEndpointID string) (Batch, error) {
 	eventIDs := make([]string, len(events))
 	types := make([]string, len(events))
 	orderingKeys := make([]string, len(events))
 	createdAt := make([]string, len(events))
 	owners := make([]string, len(events))
+	bodies := make([][]byte, len(events))
 	var ownerEvents, ownerKinds, ownerIDs []string
-	for i, e := range events {
+	for i := range events {
+		e := &events[i]
+		if e.ID == "" {
+			e.ID = ids.New("evt")
+		}
+		if err := e.validate(); err != nil {
+			return Batch{}, err
+		}
+		body, err := e.body()
+		if err != nil {
+			return Batch{}, err
+		}
+		bodies[i] = body
 		eventIDs[i], types[i], orderingKeys[i] = e.ID, e.Type, e.OrderingKey
 		createdAt[i] = e.CreatedAt.Format(time.RFC3339Nano)
 		names := make([]string, len(e.Owners))
@@ -272,23 +285,15 @@ func insertEvents(ctx context.Context, tx sqlx.ExtContext, stmts *database.Stmts
 		}
 		literal, err := pq.StringArray(names).Value()
 		if err != nil {
-			return 0, fmt.Errorf("webhook event owners: %w", err)
+			return Batch{}, fmt.Errorf("webhook event owners: %w", err)
 		}
 		owners[i] = literal.(string)
 	}
 	conversations := slices.Compact(slices.Sorted(slices.Values(orderingKeys)))
-	var inserted struct {
-		Deliveries int            `db:"deliveries"`
-		Notified   sql.NullString `db:"notified"`
-	}
-	err := stmts.Get(ctx, tx, &inserted, insertEventsSQL, pq.StringArray(conversations),
+	return Batch{args: []any{pq.StringArray(conversations),
 		pq.StringArray(eventIDs), pq.StringArray(types), pq.StringArray(orderingKeys), pq.ByteaArray(bodies),
 		pq.StringArray(createdAt), pq.StringArray(owners),
-		pq.StringArray(ownerEvents), pq.StringArray(ownerKinds), pq.StringArray(ownerIDs), targetEndpointID, NotifyChannel)
-	if err != nil {
-		return 0, fmt.Errorf("insert webhook events: %w", err)
-	}
-	return inserted.Deliveries, nil
+		pq.StringArray(ownerEvents), pq.StringArray(ownerKinds), pq.StringArray(ownerIDs), targetEndpointID, NotifyChannel}}, nil
 }
 
 // deliveryRow is a delivery as listed, with its event's type.
