@@ -31,6 +31,7 @@ var clusterSettings = map[string]string{
 	// BEGIN, SAVEPOINT and COMMIT are round trips too.
 	"pg_stat_statements.track_utility":  "on",
 	"pg_stat_statements.track_planning": "on",
+	"random_page_cost":                  "1.1",
 }
 
 // env is one run's world: the database, the server on a loopback port and

@@ -12,8 +12,8 @@ import (
 
 // The lean same-work baselines (issue 19): the rows one purchase writes —
 // stock, the per-shopper count, a ledger transaction with its two postings
-// and two balance rows, the order and its line, the coupon, two outbox
-// events and the idempotency row (plus, for two transactions, the checkout,
+// and two balance rows, the order and its line, the coupon and its chat
+// link's credential, two outbox events and the idempotency row (plus, for two transactions, the checkout,
 // its line and a second idempotency row) — written by plain SQL with one
 // read, as pgbench scripts against the same schema, in the same database, on
 // the same cluster, with the same clients and duration as the scenarios.
@@ -85,6 +85,8 @@ var leanPayStatements = []string{
         value_minor, currency, issued_at, valid_until, uses_total, uses_left, status)
     VALUES (:coupon_id, :order_id, 1, :merchant_id, :shopper_id, :item_id, :coupon_code,
         decode(md5(:coupon_id::text) || '00000000', 'hex'), :rules::jsonb, :time_zone, :price::bigint, 'CNY', now(), now() + interval '3 months', 1, 1, 'active')`,
+	`INSERT INTO coupon_credentials (token_hash, coupon_id, shopper_id, merchant_id, source, created_at)
+    VALUES (sha256(convert_to(:coupon_id::text, 'UTF8')), :coupon_id, :shopper_id, :merchant_id, 'chat', now())`,
 	`INSERT INTO webhook_events (id, type, owners, ordering_key, seq, body, created_at)
     SELECT :event_id::text || e.suffix, e.type, ARRAY['channel:' || :channel_id::text, 'merchant:' || :merchant_id::text],
         :channel_id::text || ':' || :chat_id::text, nextval('webhook_event_seq'),
