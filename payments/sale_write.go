@@ -34,8 +34,8 @@ type saleWritten struct {
 	bought []int
 }
 
-// purchasePaySQL calls migration 00124's function; its arguments are
-// purchasePayArgs', then the ledger post's and the events'.
+// purchasePaySQL calls migration 00124's function with purchasePayArgs:
+// 36 of the sale's own, then the ledger post's 8 and webhooks.Batch's 12.
 const purchasePaySQL = `
 SELECT o_outcome, o_ledger_id, o_wallet_code, o_wallet_currency, o_wallet_balance, o_limit_totals
 FROM purchase_pay($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
