@@ -258,7 +258,6 @@ func (s *Service) HeldByShopper(ctx context.Context, shopperID, itemID string) (
 // A till checkout has no shopper until one scans its code: read as "".
 // Statements of the purchase path, prepared through s.stmts.
 const (
-	purchasedSQL = `SELECT quantity FROM shopper_item_purchases WHERE shopper_id = $1 AND item_id = $2`
 	// heldSQL is what a shopper has of an item: bought, plus reserved in open checkouts.
 	heldSQL = `SELECT COALESCE((SELECT quantity FROM shopper_item_purchases WHERE shopper_id = $1 AND item_id = $2), 0)
 		+ COALESCE((SELECT sum(l.quantity) FROM checkout_lines l JOIN checkouts c ON c.id = l.checkout_id
