@@ -207,7 +207,8 @@ func deleteEndpoint(ctx context.Context, db sqlx.ExecerContext, owner Owner, id 
 const lockConversationSQL = `SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1, 0))`
 
 // insertEventsSQL writes events in one round trip (issue 19; it was two or
-// three per event): it takes the conversations' locks (lockConversationSQL's,
+// three per event) by calling webhook_enqueue (migration 00122), which a
+// purchase's own function (purchase_pay) calls too. The function takes the conversations' locks (lockConversationSQL's,
 // in sorted order so that two writers cannot deadlock, and all before any
 // seq is drawn), writes the events with their seqs drawn in the order
 // given, fans each out to the matching enabled endpoints of its owners (or
