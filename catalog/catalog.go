@@ -58,6 +58,10 @@ type Merchant struct {
 	AllowTypedCodes bool
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	// CatalogVersion rises with every change of the merchant, its items or
+	// its coupon templates (migration 00125); read with an item for sale
+	// only (0 elsewhere). A sale priced from it is refused if it moved.
+	CatalogVersion int64
 }
 
 // Location is the merchant's time zone. Zones are validated before they are

@@ -36,11 +36,14 @@ type Service struct {
 	dummyPasswordHash func() []byte
 	// keyPrefix starts new API keys: sk, or sk_test on a sandbox (sandbox.go).
 	keyPrefix string
+	// saleItems is CachedItemForSale's cache (sale_cache.go).
+	saleItems saleItemCache
 }
 
 // NewService returns a Service on db with an injected clock.
 func NewService(db *sqlx.DB, now func() time.Time) *Service {
-	s := &Service{db: db, now: now, passwordCost: passwordHashCost, stmts: database.NewStmts(db), keyPrefix: apiKeyPrefix}
+	s := &Service{db: db, now: now, passwordCost: passwordHashCost, stmts: database.NewStmts(db), keyPrefix: apiKeyPrefix,
+		saleItems: saleItemCache{byID: map[string]saleItem{}}}
 	s.dummyPasswordHash = sync.OnceValue(func() []byte {
 		hash, _ := bcrypt.GenerateFromPassword([]byte("chatpay-no-such-user"), s.passwordCost)
 		return hash

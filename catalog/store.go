@@ -29,6 +29,7 @@ type merchantRow struct {
 	AllowTypedCodes bool      `db:"allow_typed_codes"`
 	CreatedAt       time.Time `db:"created_at"`
 	UpdatedAt       time.Time `db:"updated_at"`
+	CatalogVersion  int64     `db:"catalog_version"`
 }
 
 func (r merchantRow) merchant() (Merchant, error) {
@@ -37,7 +38,7 @@ func (r merchantRow) merchant() (Merchant, error) {
 		return Merchant{}, fmt.Errorf("merchant %s: stored currency: %w", r.ID, err)
 	}
 	return Merchant{ID: r.ID, Name: r.Name, TimeZone: r.TimeZone, DefaultCurrency: c, Status: r.Status,
-		AllowTypedCodes: r.AllowTypedCodes, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}, nil
+		AllowTypedCodes: r.AllowTypedCodes, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, CatalogVersion: r.CatalogVersion}, nil
 }
 
 func insertMerchant(ctx context.Context, q sqlx.ExtContext, m Merchant) error {
@@ -304,7 +305,7 @@ type itemForSaleRow struct {
 const itemForSaleSQL = `SELECT ` + itemSelect + `,
 	m.id AS "m.id", m.name AS "m.name", m.time_zone AS "m.time_zone", m.default_currency AS "m.default_currency",
 	m.status AS "m.status", m.allow_typed_codes AS "m.allow_typed_codes", m.created_at AS "m.created_at",
-	m.updated_at AS "m.updated_at"
+	m.updated_at AS "m.updated_at", m.catalog_version AS "m.catalog_version"
 	FROM items i JOIN merchants m ON m.id = i.merchant_id
 	LEFT JOIN coupon_templates t ON t.id = i.template_id
 	WHERE i.id = $1`

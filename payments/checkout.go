@@ -82,7 +82,7 @@ type saleLine struct {
 // lines, item_unavailable, mixed_merchants, currency_mismatch,
 // purchase_limit_reached, or sold_out when Reserve finds no stock.
 func (s *Service) CreateCheckout(ctx context.Context, tx *sqlx.Tx, req CheckoutRequest) (Checkout, error) {
-	lines, merchant, err := s.priceLines(ctx, tx, req.Lines)
+	lines, merchant, err := s.priceLines(ctx, tx, req.Lines, s.catalog.ItemForSale)
 	if err != nil {
 		return Checkout{}, err
 	}
@@ -160,7 +160,7 @@ func (s *Service) insertCheckoutLines(ctx context.Context, tx *sqlx.Tx, co Check
 
 // priceLines validates requested lines against the catalog: every item
 // active, of one merchant and one currency.
-func (s *Service) priceLines(ctx context.Context, q sqlx.ExtContext, req []LineRequest) ([]saleLine, catalog.Merchant, error) {
+func (s *Service) priceLines(ctx context.Context, q sqlx.ExtContext, req []LineRequest, read itemReader) ([]saleLine, catalog.Merchant, error) {
 	if len(req) == 0 || len(req) > LinesMax {
 		return nil, catalog.Merchant{}, problem.Field("lines", "invalid_lines", "a checkout has 1 to %d lines", LinesMax)
 	}
@@ -176,7 +176,7 @@ func (s *Service) priceLines(ctx context.Context, q sqlx.ExtContext, req []LineR
 			return nil, merchant, problem.Field(field+".item_id", "duplicate_item", "item %s appears twice; use quantity", r.ItemID)
 		}
 		seen[r.ItemID] = true
-		item, m, err := s.catalog.ItemForSale(ctx, q, r.ItemID)
+		item, m, err := read(ctx, q, r.ItemID)
 		if err != nil {
 			if p, ok := problem.As(err); ok && p.Kind == problem.KindNotFound {
 				return nil, merchant, problem.Field(field+".item_id", "unknown_item", "no item %q", r.ItemID)
@@ -350,19 +350,25 @@ func (s *Service) confirm(ctx context.Context, tx *sqlx.Tx, checkoutID string, s
 	if err := checkPayable(co, now); err != nil {
 		return Receipt{}, err
 	}
-	lines, merchant, err := s.sellableLines(ctx, tx, co)
+	sl, err := s.priceSale(func(read itemReader) (sale, error) {
+		lines, merchant, err := s.sellableLines(ctx, tx, co, read)
+		if err != nil {
+			return sale{}, err
+		}
+		return sale{
+			order: Order{
+				ID: ids.New("ord"), CheckoutID: co.ID, MerchantID: co.MerchantID, ShopperID: shopper.ID, ChatID: co.ChatID,
+				Currency: co.Currency, TotalMinor: co.TotalMinor, Status: OrderPaid, CreatedAt: now,
+			},
+			lines: lines, merchant: merchant, shopper: shopper, takeStock: !co.Reserved,
+			ledgerKey: "checkout:" + co.ID + ":pay", ledgerDescription: "sale " + co.ID,
+		}, nil
+	})
 	if err != nil {
 		return Receipt{}, err
 	}
 	// pay marks the checkout paid with its order.
-	return s.pay(ctx, tx, sale{
-		order: Order{
-			ID: ids.New("ord"), CheckoutID: co.ID, MerchantID: co.MerchantID, ShopperID: shopper.ID, ChatID: co.ChatID,
-			Currency: co.Currency, TotalMinor: co.TotalMinor, Status: OrderPaid, CreatedAt: now,
-		},
-		lines: lines, merchant: merchant, shopper: shopper, takeStock: !co.Reserved,
-		ledgerKey: "checkout:" + co.ID + ":pay", ledgerDescription: "sale " + co.ID,
-	})
+	return s.pay(ctx, tx, sl)
 }
 
 // sale is what a purchase pays for, whether a checkout opened it (confirm)
@@ -451,11 +457,11 @@ func checkPayable(co Checkout, now time.Time) error {
 
 // sellableLines reads what the catalog says now about a checkout's items,
 // refusing any that stopped being sellable since the checkout was opened.
-func (s *Service) sellableLines(ctx context.Context, tx *sqlx.Tx, co Checkout) ([]saleLine, catalog.Merchant, error) {
+func (s *Service) sellableLines(ctx context.Context, tx *sqlx.Tx, co Checkout, read itemReader) ([]saleLine, catalog.Merchant, error) {
 	lines := make([]saleLine, len(co.Lines))
 	var merchant catalog.Merchant
 	for i, l := range co.Lines {
-		item, m, err := s.catalog.ItemForSale(ctx, tx, l.ItemID)
+		item, m, err := read(ctx, tx, l.ItemID)
 		if err != nil {
 			return nil, merchant, err
 		}

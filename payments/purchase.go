@@ -92,6 +92,24 @@ func (s *Service) buyFromCode(ctx context.Context, tx *sqlx.Tx, p Purchase) (Rec
 	return s.buyNow(ctx, tx, p, code.TargetID, code.ID)
 }
 
+// itemReader reads an item for sale with its merchant: from the catalog's
+// cache (CachedItemForSale) or from the database now (ItemForSale).
+type itemReader func(ctx context.Context, q sqlx.ExtContext, itemID string) (catalog.Item, catalog.Merchant, error)
+
+// priceSale prices a purchase with items from the catalog's cache and, if
+// that is refused, again with items read now. A sale priced from a stale
+// entry cannot commit: purchase_pay refuses it when the merchant's catalog
+// version moved, and writeSale forgets the entry so that the retry reads
+// afresh. A refusal decided before that write, though (item_unavailable,
+// purchase_limit_reached, …), must be the catalog's current word.
+func (s *Service) priceSale(price func(read itemReader) (sale, error)) (sale, error) {
+	sl, err := price(s.catalog.CachedItemForSale)
+	if _, refused := problem.As(err); refused {
+		return price(s.catalog.ItemForSale)
+	}
+	return sl, err
+}
+
 // sellable is the one rule of what may be sold, checked when a checkout is
 // opened and again when it is paid: an active item of an active merchant.
 func sellable(item catalog.Item, m catalog.Merchant) error {

@@ -34,14 +34,14 @@ type saleWritten struct {
 	bought []int
 }
 
-// purchasePaySQL calls migration 00124's function with purchasePayArgs:
-// 36 of the sale's own, then the ledger post's 8 and webhooks.Batch's 12.
+// purchasePaySQL calls migration 00126's function with purchasePayArgs:
+// 37 of the sale's own, then the ledger post's 8 and webhooks.Batch's 12.
 const purchasePaySQL = `
 SELECT o_outcome, o_ledger_id, o_wallet_code, o_wallet_currency, o_wallet_balance, o_limit_totals
 FROM purchase_pay($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-    $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36,
-    $37, $38, $39, $40, $41, $42, $43, $44,
-    $45, $46, $47, $48, $49, $50, $51, $52, $53, $54, $55, $56)`
+    $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37,
+    $38, $39, $40, $41, $42, $43, $44, $45,
+    $46, $47, $48, $49, $50, $51, $52, $53, $54, $55, $56, $57)`
 
 // refusedSQLState is the SQLSTATE purchase_pay raises a refusal with.
 const refusedSQLState = "CP001"
@@ -61,6 +61,13 @@ func (s *Service) writeSale(ctx context.Context, tx *sqlx.Tx, w saleWrite) (sale
 			LimitTotals    pq.Int64Array  `db:"o_limit_totals"`
 		}
 		if err := s.stmts.Get(ctx, tx, &out, purchasePaySQL, args...); err != nil {
+			if database.IsRetryable(err) {
+				// Most likely the catalog changed since the lines were
+				// priced (a cached entry is stale); the retry reads afresh.
+				for _, l := range w.sale.lines {
+					s.catalog.ForgetItemForSale(l.ItemID)
+				}
+			}
 			return saleWritten{}, s.saleRefusal(w, err)
 		}
 		if out.Outcome == "missing_accounts" && round == 1 && w.post != nil {
@@ -131,7 +138,8 @@ func purchasePayArgs(w saleWrite) []any {
 		sl.shopper.ID,
 		pq.StringArray(stockItems), pq.Int64Array(stockQuantities),
 		pq.StringArray(limitItems), pq.Int64Array(limitQuantities), pq.Array(limits),
-		o.ID, sql.NullString{String: o.CheckoutID, Valid: o.CheckoutID != ""}, o.MerchantID, o.ChatID, o.Currency, o.TotalMinor,
+		o.ID, sql.NullString{String: o.CheckoutID, Valid: o.CheckoutID != ""}, o.MerchantID, sl.merchant.CatalogVersion,
+		o.ChatID, o.Currency, o.TotalMinor,
 		o.Status, o.CreatedAt, sql.NullString{String: sl.qrID, Valid: sl.qrID != ""},
 		pq.Int64Array(lineNos), pq.StringArray(itemIDs), pq.StringArray(skus), pq.StringArray(titles), pq.StringArray(categories),
 		pq.StringArray(kinds), pq.Int64Array(quantities), pq.Int64Array(prices),

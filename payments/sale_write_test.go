@@ -153,7 +153,7 @@ func TestCouponCodeTakenIsRetried(t *testing.T) {
 	ctx := context.Background()
 	before := w.counts(t)
 	err = database.WithTx(ctx, w.db, nil, func(tx *sqlx.Tx) error {
-		lines, merchant, err := w.s.priceLines(ctx, tx, []LineRequest{{ItemID: w.item.ID, Quantity: 1}})
+		lines, merchant, err := w.s.priceLines(ctx, tx, []LineRequest{{ItemID: w.item.ID, Quantity: 1}}, w.s.catalog.ItemForSale)
 		if err != nil {
 			return err
 		}
@@ -190,4 +190,84 @@ func TestCouponCodeTakenIsRetried(t *testing.T) {
 	if _, err := w.buy(t, 1); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A purchase priced from a stale cache entry of the item never pays at the
+// old terms: purchase_pay refuses it (the merchant's catalog version moved)
+// and WithTx runs it again from a fresh read; a refusal decided on a cached
+// entry is decided again on the catalog's current word. Another instance,
+// with a cache of its own, sees the changes too.
+func TestStaleCachedItemIsRepriced(t *testing.T) {
+	w := newSaleWorld(t)
+	ctx := context.Background()
+	cat := w.s.catalog
+	cny := money.MustCurrency("CNY")
+	other := NewService(w.db, w.s.now, ledger.New(w.s.now), catalog.NewService(w.db, w.s.now), w.s.qr, Config{})
+	buyFrom := func(s *Service, sh Shopper) (Receipt, error) {
+		t.Helper()
+		var r Receipt
+		err := database.WithTx(ctx, w.db, nil, func(tx *sqlx.Tx) error {
+			var err error
+			r, err = s.Buy(ctx, tx, Purchase{Shopper: sh, ItemID: w.item.ID})
+			return err
+		})
+		return r, err
+	}
+	edit := func(change func(d *catalog.ItemDraft)) {
+		t.Helper()
+		if _, err := cat.UpdateItem(ctx, w.item.MerchantID, w.item.ID, func(d *catalog.ItemDraft) error { change(d); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holdsStalePrice := func(s *Service, minor int64) {
+		t.Helper()
+		if stale, _, err := s.catalog.CachedItemForSale(ctx, w.db, w.item.ID); err != nil || stale.Price.Minor != minor {
+			t.Fatalf("the cache should still hold the old price %d: %v, %v", minor, stale.Price, err)
+		}
+	}
+	if _, err := buyFrom(other, w.shopper); err != nil { // other's cache: 3.00, limit 2
+		t.Fatal(err)
+	}
+
+	// The price moves behind the cache, nothing that refuses does: the
+	// write refuses the stale sale and the retry pays the new price.
+	edit(func(d *catalog.ItemDraft) { d.Price = money.New(200, cny) })
+	holdsStalePrice(other, 300)
+	r, err := buyFrom(other, w.shopper)
+	if err != nil || r.Order.TotalMinor != 200 || r.Wallet.Minor != 1000-300-200 {
+		t.Fatalf("second unit after a price change: total %d, wallet %d, %v; want 200 and %d", r.Order.TotalMinor, r.Wallet.Minor, err, 1000-300-200)
+	}
+
+	// The limit (2, reached) is raised behind the first instance's cache,
+	// which refuses; the fresh read lets the third unit through.
+	if _, err := buyFrom(w.s, w.shopper); !isCode(err, CodeLimitReached) { // fills w.s's cache at 2.00, limit 2
+		t.Fatalf("third unit at the limit: %v, want %s", err, CodeLimitReached)
+	}
+	holdsStalePrice(w.s, 200)
+	edit(func(d *catalog.ItemDraft) { d.PerShopperLimit = new(3) })
+	if r, err := buyFrom(w.s, w.shopper); err != nil || r.Order.TotalMinor != 200 {
+		t.Fatalf("third unit after the limit was raised: %v, total %d", err, r.Order.TotalMinor)
+	}
+
+	// Withdrawn from sale behind other's cache, which says active: a new
+	// shopper's purchase is refused by the write, and the retry's fresh
+	// read answers item_unavailable; nothing is written.
+	edit(func(d *catalog.ItemDraft) { d.Active = false })
+	holdsStalePrice(other, 200)
+	newcomer, err := w.s.EnsureShopper(ctx, w.db, w.shopper.ChannelID, "44", "Zhang Min")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := w.counts(t)
+	if _, err := buyFrom(other, newcomer); !isCode(err, CodeItemUnavailable) {
+		t.Fatalf("withdrawn item: %v, want %s", err, CodeItemUnavailable)
+	}
+	if got := w.counts(t); got != before {
+		t.Fatalf("rows after a refusal: %v, want %v", got, before)
+	}
+}
+
+func isCode(err error, code string) bool {
+	p, ok := problem.As(err)
+	return ok && p.Code == code
 }

@@ -31,7 +31,7 @@ type TillCheckout struct {
 // one-time QR code. It returns validation_failed (a line names another
 // merchant's item as unknown_item), item_unavailable or currency_mismatch.
 func (s *Service) CreateTillCheckout(ctx context.Context, tx *sqlx.Tx, merchantID string, lines []LineRequest, ttl time.Duration) (TillCheckout, error) {
-	priced, merchant, err := s.priceLines(ctx, tx, lines)
+	priced, merchant, err := s.priceLines(ctx, tx, lines, s.catalog.ItemForSale)
 	if err != nil {
 		return TillCheckout{}, err
 	}
