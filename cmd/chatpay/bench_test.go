@@ -10,8 +10,9 @@ import (
 )
 
 // The bench command end to end, tiny: its own durable private cluster,
-// pgbench at scale 1, the direct baseline, spread and a flash sale for 2 s
-// with 4 clients; it must sell exactly the flash stock and verify clean.
+// pgbench at scale 1, the lean baselines (lean-http included), the direct
+// baseline, spread, onecall and a flash sale for 2 s with 4 clients; it
+// must sell exactly the flash stock and verify clean.
 func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster of its own")
@@ -37,6 +38,13 @@ func TestBenchSmoke(t *testing.T) {
 		Direct struct {
 			Purchases int `json:"purchases"`
 		} `json:"direct"`
+		LeanHTTP *struct {
+			Purchases  int            `json:"purchases"`
+			Status5xx  int            `json:"status_5xx"`
+			AuditClean bool           `json:"audit_clean"`
+			Errors     map[string]int `json:"errors_by_code"`
+		} `json:"lean_http"`
+		Ratios map[string]float64 `json:"ratios"`
 		Scenarios []struct {
 			Name       string         `json:"name"`
 			Purchases  int            `json:"purchases"`
@@ -70,6 +78,13 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if len(report.Lean) != 3 && (len(report.Lean) != 1 || !strings.Contains(report.Lean[0].Missing, "not found")) {
 		t.Errorf("%d lean baselines, want 3", len(report.Lean))
+	}
+	if len(report.Lean) == 3 {
+		if h := report.LeanHTTP; h == nil || h.Purchases == 0 || h.Status5xx != 0 || !h.AuditClean {
+			t.Errorf("lean-http: %+v", h)
+		} else if report.Ratios["onecall/lean-http"] <= 0 || report.Ratios["lean-http/lean-fn"] <= 0 {
+			t.Errorf("lean-http ratios missing: %v", report.Ratios)
+		}
 	}
 	for _, s := range report.Scenarios {
 		if s.Purchases == 0 || s.Status5xx != 0 || !s.AuditClean {

@@ -111,7 +111,7 @@ func setUp(ctx context.Context, opts *Options) (_ *env, err error) {
 		return nil, fmt.Errorf("listen on loopback: %w", err)
 	}
 	e.baseURL = "http://" + listener.Addr().String()
-	e.server = &http.Server{Handler: e.app.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	e.server = &http.Server{Handler: withLeanHTTP(e.db, e.app.Handler()), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = e.server.Serve(listener) }()
 	e.stopWork = e.app.RunWorkers(context.Background())
 	e.client = &http.Client{
@@ -191,7 +191,7 @@ func (e *env) run(ctx context.Context) (*Report, error) {
 	progress(e.opts, "seeded and analysed in %.1f s", time.Since(seedStart).Seconds())
 	if e.opts.Baseline {
 		r.Pgbench = e.runPgbench(ctx)
-		if r.Lean, err = e.runLean(ctx, w); err != nil {
+		if r.Lean, r.LeanHTTP, err = e.runLean(ctx, w); err != nil {
 			return r, err
 		}
 		// The lean scripts' rows are complete purchases: the audit holds them too.

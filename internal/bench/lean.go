@@ -43,7 +43,9 @@ var leanSetupSQL = []string{
 	`ANALYZE bench_lean_items, bench_lean_shoppers`,
 }
 
-const leanTeardownSQL = `DROP FUNCTION IF EXISTS bench_lean_purchase(integer, integer); DROP TABLE IF EXISTS bench_lean_items, bench_lean_shoppers`
+const leanTeardownSQL = `DROP FUNCTION IF EXISTS bench_lean_purchase(integer, integer);
+	DROP FUNCTION IF EXISTS ` + leanHTTPFunction + `(integer, integer);
+	DROP TABLE IF EXISTS bench_lean_items, bench_lean_shoppers`
 
 // leanReadSQL is the purchase's one read: the item with its merchant,
 // template and the ledger accounts the sale moves, the shopper, and fresh
@@ -155,23 +157,35 @@ func leanScript(name string, items int) string {
 	return b.String()
 }
 
-// leanFunctionSQL is the one-transaction script as one PL/pgSQL call.
-func leanFunctionSQL() string {
+// leanFunctionSQL is the one-transaction script as one PL/pgSQL call, named
+// name; without keyRow it writes no idempotency row and answers the order's
+// id (lean-http's function, whose caller stores the key).
+func leanFunctionSQL(name string, keyRow bool) string {
 	var b strings.Builder
-	b.WriteString(`CREATE OR REPLACE FUNCTION bench_lean_purchase(p_n integer, p_s integer) RETURNS void LANGUAGE plpgsql AS $fn$
+	returns := "void"
+	if !keyRow {
+		returns = "text"
+	}
+	fmt.Fprintf(&b, `CREATE OR REPLACE FUNCTION %s(p_n integer, p_s integer) RETURNS %s LANGUAGE plpgsql AS $fn$
 DECLARE
     r record;
     v_ledger_id bigint;
 BEGIN
-`)
+`, name, returns)
 	read := strings.Replace(leanReadSQL, "{extra}", ", NULL::text AS checkout", 1)
 	read = strings.NewReplacer(":n", "p_n", ":s", "p_s").Replace(read)
 	b.WriteString("    " + strings.Replace(read, "\nFROM bench_lean_items", "\n    INTO r\nFROM bench_lean_items", 1) + ";\n")
 	b.WriteString("    " + plpgsqlVars(leanTakeStock) + ";\n")
 	for _, s := range leanPayStatements {
+		if !keyRow && strings.Contains(s, "INSERT INTO idempotency_keys") {
+			continue
+		}
 		s = plpgsqlVars(s)
 		s = strings.Replace(s, "RETURNING id AS ledger_id", "RETURNING id INTO v_ledger_id", 1)
 		b.WriteString("    " + s + ";\n")
+	}
+	if !keyRow {
+		b.WriteString("    RETURN r.order_id;\n")
 	}
 	b.WriteString("END;\n$fn$")
 	return b.String()
@@ -205,11 +219,12 @@ func plpgsqlVars(sql string) string {
 
 func isIdentStart(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
-// runLean runs the lean baselines with pgbench on the bench's own database.
-func (e *env) runLean(ctx context.Context, w *world) ([]PgbenchResult, error) {
+// runLean runs the lean baselines with pgbench on the bench's own database,
+// then lean-http through the bench's server.
+func (e *env) runLean(ctx context.Context, w *world) ([]PgbenchResult, *Result, error) {
 	bin := findPgbench()
 	if bin == "" {
-		return []PgbenchResult{{Name: "lean", Missing: "pgbench not found; no lean baselines"}}, nil
+		return []PgbenchResult{{Name: "lean", Missing: "pgbench not found; no lean baselines"}}, nil, nil
 	}
 	var shoppers []string
 	for _, own := range w.shoppers {
@@ -224,7 +239,7 @@ func (e *env) runLean(ctx context.Context, w *world) ([]PgbenchResult, error) {
 			args = []any{pq.Array(shoppers)}
 		}
 		if _, err := e.db.ExecContext(ctx, stmt, args...); err != nil {
-			return nil, fmt.Errorf("lean set-up: %w", err)
+			return nil, nil, fmt.Errorf("lean set-up: %w", err)
 		}
 	}
 	defer func() {
@@ -232,19 +247,21 @@ func (e *env) runLean(ctx context.Context, w *world) ([]PgbenchResult, error) {
 			e.opts.Logger.Warn("lean tear-down", "error", err)
 		}
 	}()
-	if _, err := e.db.ExecContext(ctx, leanFunctionSQL()); err != nil {
-		return nil, fmt.Errorf("lean function: %w", err)
+	for name, keyRow := range map[string]bool{"bench_lean_purchase": true, leanHTTPFunction: false} {
+		if _, err := e.db.ExecContext(ctx, leanFunctionSQL(name, keyRow)); err != nil {
+			return nil, nil, fmt.Errorf("lean function: %w", err)
+		}
 	}
 	dir, err := os.MkdirTemp("", "chatpay-bench-lean-")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer os.RemoveAll(dir)
 	var out []PgbenchResult
 	for _, name := range LeanBaselines {
 		script := filepath.Join(dir, name+".sql")
 		if err := os.WriteFile(script, []byte(leanScript(name, len(w.items))), 0o644); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if e.opts.ProfileDir != "" {
 			_ = os.WriteFile(filepath.Join(e.opts.ProfileDir, name+".sql"), []byte(leanScript(name, len(w.items))), 0o644)
@@ -254,7 +271,8 @@ func (e *env) runLean(ctx context.Context, w *world) ([]PgbenchResult, error) {
 		e.pgbenchLoad(ctx, bin, []string{"-f", script, "-M", "prepared", "--max-tries", "5"}, e.dsnFor(), &res)
 		out = append(out, res)
 	}
-	return out, nil
+	leanHTTP, err := e.runLeanHTTP(ctx, w)
+	return out, leanHTTP, err
 }
 
 // dsnFor is the libpq connection string of the bench's own database.

@@ -141,6 +141,7 @@ type Report struct {
 	Duration   string             `json:"duration_per_scenario"`
 	Pgbench    *PgbenchResult     `json:"pgbench,omitempty"`
 	Lean       []PgbenchResult    `json:"lean,omitempty"`
+	LeanHTTP   *Result            `json:"lean_http,omitempty"`
 	Direct     *Result            `json:"direct,omitempty"`
 	Scenarios  []Result           `json:"scenarios"`
 	Ratios     map[string]float64 `json:"ratios"`
@@ -213,6 +214,12 @@ func (r *Report) evaluate() {
 		}
 	}
 	oneCall := r.scenario(ScenarioOneCall)
+	if r.LeanHTTP != nil {
+		ratio("lean-http/lean-fn", r.LeanHTTP.Throughput, leanTPS(LeanFunction))
+		if oneCall != nil {
+			ratio("onecall/lean-http", oneCall.Throughput, r.LeanHTTP.Throughput)
+		}
+	}
 	if oneCall != nil {
 		ratio("onecall/lean-1tx", oneCall.Throughput, leanTPS(LeanOneTransaction))
 		v, ok := ratio("onecall/lean-fn", oneCall.Throughput, leanTPS(LeanFunction))
@@ -245,7 +252,7 @@ func (r *Report) evaluate() {
 		}
 	}
 	rss, fiveXX, clean := 0.0, 0, true
-	for _, s := range append(slices.Clone(r.Scenarios), derefResult(r.Direct)...) {
+	for _, s := range r.results() {
 		rss = max(rss, s.RSSMaxMB)
 		fiveXX += s.Status5xx
 		clean = clean && (s.Skipped != "" || s.AuditClean)
@@ -266,11 +273,16 @@ func derefResult(r *Result) []Result {
 	return []Result{*r}
 }
 
+// results are the scenarios' and the HTTP-served baselines' figures.
+func (r *Report) results() []Result {
+	return slices.Concat(r.Scenarios, derefResult(r.Direct), derefResult(r.LeanHTTP))
+}
+
 // Failure is the run's hard failure: audit violations, 5xx answers, an
 // oversold flash sale. Missed throughput targets are not failures.
 func (r *Report) Failure() error {
 	var errs []error
-	for _, s := range append(slices.Clone(r.Scenarios), derefResult(r.Direct)...) {
+	for _, s := range r.results() {
 		if s.Skipped != "" {
 			continue
 		}
@@ -319,7 +331,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tpurchases\tper s\tp50 ms\tp95 ms\tp99 ms\tmax ms\t5xx\trefused\tRSS MB\theap MB\tGo CPU ms/p\tPG CPU ms/p\tstmts/p\tWAL kB/p\tFPI/p\tverify\t")
-	rows := append(derefResult(r.Direct), r.Scenarios...)
+	rows := append(append(derefResult(r.LeanHTTP), derefResult(r.Direct)...), r.Scenarios...)
 	for _, s := range rows {
 		if s.Skipped != "" {
 			continue
