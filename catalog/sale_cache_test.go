@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/chatpay/chatpay/internal/fakeclock"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
@@ -16,12 +18,7 @@ import (
 // alike — and selling does not.
 func TestCatalogVersionRisesWithEveryChange(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.New(t)
-	s := NewService(db, fakeclock.New(time.Date(2026, 12, 2, 7, 0, 0, 0, time.UTC)).Now)
-	m, err := s.CreateMerchant(ctx, MerchantDraft{Name: "Tea house", TimeZone: "Asia/Shanghai", DefaultCurrency: "CNY"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, db, m := newTeaHouse(t)
 	cny := money.MustCurrency("CNY")
 	stock := int64(10)
 	tea, err := s.CreateItem(ctx, m.ID, ItemDraft{SKU: "TEA", Title: "Tea card", Category: "tea", Price: money.New(300, cny),
@@ -95,12 +92,7 @@ func TestCatalogVersionRisesWithEveryChange(t *testing.T) {
 // items are not kept.
 func TestCachedItemForSale(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.New(t)
-	s := NewService(db, fakeclock.New(time.Date(2026, 12, 2, 7, 0, 0, 0, time.UTC)).Now)
-	m, err := s.CreateMerchant(ctx, MerchantDraft{Name: "Tea house", TimeZone: "Asia/Shanghai", DefaultCurrency: "CNY"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, db, m := newTeaHouse(t)
 	cny := money.MustCurrency("CNY")
 	tea, err := s.CreateItem(ctx, m.ID, ItemDraft{SKU: "TEA", Title: "Tea card", Category: "tea", Price: money.New(300, cny),
 		Kind: KindProduct, Active: true})
@@ -133,6 +125,18 @@ func TestCachedItemForSale(t *testing.T) {
 	if kept {
 		t.Fatal("an unknown item was cached")
 	}
+}
+
+// newTeaHouse is a catalog service on a fresh database with one merchant.
+func newTeaHouse(t *testing.T) (*Service, *sqlx.DB, Merchant) {
+	t.Helper()
+	db := testdb.New(t)
+	s := NewService(db, fakeclock.New(time.Date(2026, 12, 2, 7, 0, 0, 0, time.UTC)).Now)
+	m, err := s.CreateMerchant(context.Background(), MerchantDraft{Name: "Tea house", TimeZone: "Asia/Shanghai", DefaultCurrency: "CNY"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, db, m
 }
 
 func isNotFound(err error) bool {

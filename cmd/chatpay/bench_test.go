@@ -38,13 +38,14 @@ func TestBenchSmoke(t *testing.T) {
 		Direct struct {
 			Purchases int `json:"purchases"`
 		} `json:"direct"`
-		LeanHTTP *struct {
+		LeanHTTP []struct {
+			Name       string         `json:"name"`
 			Purchases  int            `json:"purchases"`
 			Status5xx  int            `json:"status_5xx"`
 			AuditClean bool           `json:"audit_clean"`
 			Errors     map[string]int `json:"errors_by_code"`
 		} `json:"lean_http"`
-		Ratios map[string]float64 `json:"ratios"`
+		Ratios    map[string]float64 `json:"ratios"`
 		Scenarios []struct {
 			Name       string         `json:"name"`
 			Purchases  int            `json:"purchases"`
@@ -80,10 +81,18 @@ func TestBenchSmoke(t *testing.T) {
 		t.Errorf("%d lean baselines, want 3", len(report.Lean))
 	}
 	if len(report.Lean) == 3 {
-		if h := report.LeanHTTP; h == nil || h.Purchases == 0 || h.Status5xx != 0 || !h.AuditClean {
-			t.Errorf("lean-http: %+v", h)
-		} else if report.Ratios["onecall/lean-http"] <= 0 || report.Ratios["lean-http/lean-fn"] <= 0 {
-			t.Errorf("lean-http ratios missing: %v", report.Ratios)
+		if len(report.LeanHTTP) != 2 {
+			t.Errorf("lean HTTP floors: %+v, want lean-http and lean-http-2tx", report.LeanHTTP)
+		}
+		for _, h := range report.LeanHTTP {
+			if h.Purchases == 0 || h.Status5xx != 0 || !h.AuditClean {
+				t.Errorf("%s: %+v", h.Name, h)
+			}
+		}
+		for _, r := range []string{"onecall/lean-http", "lean-http/lean-fn", "spread/lean-http-2tx", "lean-http-2tx/lean-2tx"} {
+			if report.Ratios[r] <= 0 {
+				t.Errorf("ratio %s missing: %v", r, report.Ratios)
+			}
 		}
 	}
 	for _, s := range report.Scenarios {

@@ -43,9 +43,7 @@ var leanSetupSQL = []string{
 	`ANALYZE bench_lean_items, bench_lean_shoppers`,
 }
 
-const leanTeardownSQL = `DROP FUNCTION IF EXISTS bench_lean_purchase(integer, integer);
-	DROP FUNCTION IF EXISTS ` + leanHTTPFunction + `(integer, integer);
-	DROP TABLE IF EXISTS bench_lean_items, bench_lean_shoppers`
+const leanTeardownSQL = `DROP TABLE IF EXISTS bench_lean_items, bench_lean_shoppers`
 
 // leanReadSQL is the purchase's one read: the item with its merchant,
 // template and the ledger accounts the sale moves, the shopper, and fresh
@@ -108,6 +106,16 @@ var leanPayStatements = []string{
 
 const leanTakeStock = `UPDATE item_stock SET quantity = quantity - 1 WHERE item_id = :item_id AND bucket = 0 AND quantity >= 1`
 
+// The two-step checkout's own rows: the checkout and its line, written with
+// the reservation; then marked paid by the confirming transaction, which
+// finds its checkout again, locks it and marks it in one statement.
+const (
+	leanCheckoutInsert = `INSERT INTO checkouts (id, merchant_id, shopper_id, chat_id, status, reserved, currency, total_minor, created_at, expires_at)
+    VALUES (:checkout, :merchant_id, :shopper_id, :chat_id, 'open', true, 'CNY', :price::bigint, now(), now() + interval '15 minutes')`
+	leanCheckoutLineInsert = `INSERT INTO checkout_lines (checkout_id, line_no, item_id, quantity, unit_price_minor) VALUES (:checkout, 1, :item_id, 1, :price::bigint)`
+	leanCheckoutPaid       = `UPDATE checkouts SET status = 'paid', reserved = false, order_id = :order_id, closed_at = now() WHERE id = :checkout AND status = 'open'`
+)
+
 // leanScript returns the pgbench script of a baseline.
 func leanScript(name string, items int) string {
 	var b strings.Builder
@@ -140,55 +148,98 @@ func leanScript(name string, items int) string {
 		stmt("BEGIN")
 		read(`, 'chk_' || g.h AS checkout, 'checkout:' || 'chk_' || g.h || ':' || 'pay' AS ledger_key`)
 		stmt(leanTakeStock)
-		stmt(`INSERT INTO checkouts (id, merchant_id, shopper_id, chat_id, status, reserved, currency, total_minor, created_at, expires_at)
-    VALUES (:checkout, :merchant_id, :shopper_id, :chat_id, 'open', true, 'CNY', :price::bigint, now(), now() + interval '15 minutes')`)
-		stmt(`INSERT INTO checkout_lines (checkout_id, line_no, item_id, quantity, unit_price_minor) VALUES (:checkout, 1, :item_id, 1, :price::bigint)`)
+		stmt(leanCheckoutInsert)
+		stmt(leanCheckoutLineInsert)
 		stmt(`INSERT INTO idempotency_keys (scope, key, request_hash, method, path, status, content_type, body, created_at)
     VALUES ('channel:' || :channel_id::text, :checkout::text || '-create', sha256(convert_to(:checkout::text, 'UTF8')), 'POST', '/v1/channel/checkouts', 201,
         'application/json', convert_to(json_build_object('id', :checkout::text, 'merchant_id', :merchant_id::text, 'shopper_id', :shopper_id::text,
             'status', 'open', 'reserved', true, 'total', json_build_object('amount', '3.00', 'currency', 'CNY'))::text, 'UTF8'), now())`)
 		stmt("COMMIT")
 		stmt("BEGIN")
-		// The confirming call finds its checkout again, locks it and marks it paid in one statement.
-		stmt(`UPDATE checkouts SET status = 'paid', reserved = false, order_id = :order_id, closed_at = now() WHERE id = :checkout AND status = 'open'`)
+		stmt(leanCheckoutPaid)
 		pay(true)
 		stmt("COMMIT")
 	}
 	return b.String()
 }
 
-// leanFunctionSQL is the one-transaction script as one PL/pgSQL call, named
-// name; without keyRow it writes no idempotency row and answers the order's
-// id (lean-http's function, whose caller stores the key).
-func leanFunctionSQL(name string, keyRow bool) string {
-	var b strings.Builder
-	returns := "void"
+// leanFunction is a lean script as one PL/pgSQL function: the read (with
+// extra columns, which name the sale's ledger_key) into r, then statements
+// with the script's :variables as r's fields, answering answer (if any).
+type leanFunction struct {
+	name, params, returns string
+	extra                 string
+	statements            []string
+	answer                string
+}
+
+// leanPayFunction is the one-transaction script, with or without its
+// idempotency row (lean-fn writes it; lean-http's store writes its own).
+func leanPayFunction(name string, keyRow bool) leanFunction {
+	f := leanFunction{name: name, params: "p_n integer, p_s integer", returns: "void",
+		extra:      `, NULL::text AS checkout, 'order:' || 'ord_' || g.h || ':' || 'pay' AS ledger_key`,
+		statements: []string{leanTakeStock}}
+	f.statements = append(f.statements, leanPayStatementsFor(keyRow)...)
 	if !keyRow {
-		returns = "text"
+		f.returns, f.answer = "text", "r.order_id"
 	}
-	fmt.Fprintf(&b, `CREATE OR REPLACE FUNCTION %s(p_n integer, p_s integer) RETURNS %s LANGUAGE plpgsql AS $fn$
+	return f
+}
+
+// leanPayStatementsFor are leanPayStatements, without the idempotency row
+// unless keyRow.
+func leanPayStatementsFor(keyRow bool) []string {
+	var out []string
+	for _, s := range leanPayStatements {
+		if keyRow || !strings.Contains(s, "INSERT INTO idempotency_keys") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// leanFunctions are the functions the baselines call: lean-fn's, and the
+// three lean-http and lean-http-2tx serve (lean_http.go).
+func leanFunctions() []leanFunction {
+	reserve := leanFunction{name: leanHTTPReserveFunction, params: "p_n integer, p_s integer", returns: "text",
+		extra:      `, 'chk_' || g.h AS checkout, NULL::text AS ledger_key`,
+		statements: []string{leanTakeStock, leanCheckoutInsert, leanCheckoutLineInsert}, answer: "r.checkout"}
+	confirm := leanFunction{name: leanHTTPConfirmFunction, params: "p_n integer, p_s integer, p_checkout text", returns: "text",
+		extra:      `, p_checkout AS checkout, 'checkout:' || p_checkout || ':' || 'pay' AS ledger_key`,
+		statements: append([]string{leanCheckoutPaid}, leanPayStatementsFor(false)...), answer: "r.order_id"}
+	return []leanFunction{leanPayFunction("bench_lean_purchase", true), leanPayFunction(leanHTTPFunction, false), reserve, confirm}
+}
+
+func (f leanFunction) sql() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `CREATE OR REPLACE FUNCTION %s(%s) RETURNS %s LANGUAGE plpgsql AS $fn$
 DECLARE
     r record;
     v_ledger_id bigint;
 BEGIN
-`, name, returns)
-	read := strings.Replace(leanReadSQL, "{extra}", ", NULL::text AS checkout", 1)
+`, f.name, f.params, f.returns)
+	read := strings.Replace(leanReadSQL, "{extra}", f.extra, 1)
 	read = strings.NewReplacer(":n", "p_n", ":s", "p_s").Replace(read)
 	b.WriteString("    " + strings.Replace(read, "\nFROM bench_lean_items", "\n    INTO r\nFROM bench_lean_items", 1) + ";\n")
-	b.WriteString("    " + plpgsqlVars(leanTakeStock) + ";\n")
-	for _, s := range leanPayStatements {
-		if !keyRow && strings.Contains(s, "INSERT INTO idempotency_keys") {
-			continue
-		}
+	for _, s := range f.statements {
 		s = plpgsqlVars(s)
 		s = strings.Replace(s, "RETURNING id AS ledger_id", "RETURNING id INTO v_ledger_id", 1)
 		b.WriteString("    " + s + ";\n")
 	}
-	if !keyRow {
-		b.WriteString("    RETURN r.order_id;\n")
+	if f.answer != "" {
+		b.WriteString("    RETURN " + f.answer + ";\n")
 	}
 	b.WriteString("END;\n$fn$")
 	return b.String()
+}
+
+// drop is the statement that drops the function.
+func (f leanFunction) drop() string {
+	var types []string
+	for _, p := range strings.Split(f.params, ", ") {
+		types = append(types, strings.Fields(p)[1])
+	}
+	return fmt.Sprintf("DROP FUNCTION IF EXISTS %s(%s)", f.name, strings.Join(types, ", "))
 }
 
 // plpgsqlVars turns a script's :variables into the function's record fields.
@@ -201,12 +252,9 @@ func plpgsqlVars(sql string) string {
 				j++
 			}
 			name := sql[i+1 : j]
-			switch name {
-			case "ledger_id":
+			if name == "ledger_id" {
 				out.WriteString("v_ledger_id")
-			case "ledger_key":
-				out.WriteString("('order:' || r.order_id || ':pay')")
-			default:
+			} else {
 				out.WriteString("r." + name)
 			}
 			i = j - 1
@@ -220,8 +268,8 @@ func plpgsqlVars(sql string) string {
 func isIdentStart(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 // runLean runs the lean baselines with pgbench on the bench's own database,
-// then lean-http through the bench's server.
-func (e *env) runLean(ctx context.Context, w *world) ([]PgbenchResult, *Result, error) {
+// then lean-http and lean-http-2tx through the bench's server.
+func (e *env) runLean(ctx context.Context, w *world) ([]PgbenchResult, []Result, error) {
 	bin := findPgbench()
 	if bin == "" {
 		return []PgbenchResult{{Name: "lean", Missing: "pgbench not found; no lean baselines"}}, nil, nil
@@ -243,13 +291,18 @@ func (e *env) runLean(ctx context.Context, w *world) ([]PgbenchResult, *Result, 
 		}
 	}
 	defer func() {
+		for _, f := range leanFunctions() {
+			if _, err := e.db.ExecContext(context.Background(), f.drop()); err != nil {
+				e.opts.Logger.Warn("lean tear-down", "function", f.name, "error", err)
+			}
+		}
 		if _, err := e.db.ExecContext(context.Background(), leanTeardownSQL); err != nil {
 			e.opts.Logger.Warn("lean tear-down", "error", err)
 		}
 	}()
-	for name, keyRow := range map[string]bool{"bench_lean_purchase": true, leanHTTPFunction: false} {
-		if _, err := e.db.ExecContext(ctx, leanFunctionSQL(name, keyRow)); err != nil {
-			return nil, nil, fmt.Errorf("lean function: %w", err)
+	for _, f := range leanFunctions() {
+		if _, err := e.db.ExecContext(ctx, f.sql()); err != nil {
+			return nil, nil, fmt.Errorf("lean function %s: %w", f.name, err)
 		}
 	}
 	dir, err := os.MkdirTemp("", "chatpay-bench-lean-")

@@ -141,7 +141,7 @@ type Report struct {
 	Duration   string             `json:"duration_per_scenario"`
 	Pgbench    *PgbenchResult     `json:"pgbench,omitempty"`
 	Lean       []PgbenchResult    `json:"lean,omitempty"`
-	LeanHTTP   *Result            `json:"lean_http,omitempty"`
+	LeanHTTP   []Result           `json:"lean_http,omitempty"`
 	Direct     *Result            `json:"direct,omitempty"`
 	Scenarios  []Result           `json:"scenarios"`
 	Ratios     map[string]float64 `json:"ratios"`
@@ -214,10 +214,16 @@ func (r *Report) evaluate() {
 		}
 	}
 	oneCall := r.scenario(ScenarioOneCall)
-	if r.LeanHTTP != nil {
-		ratio("lean-http/lean-fn", r.LeanHTTP.Throughput, leanTPS(LeanFunction))
+	if h := r.leanHTTPResult(LeanHTTP); h != nil {
+		ratio("lean-http/lean-fn", h.Throughput, leanTPS(LeanFunction))
 		if oneCall != nil {
-			ratio("onecall/lean-http", oneCall.Throughput, r.LeanHTTP.Throughput)
+			ratio("onecall/lean-http", oneCall.Throughput, h.Throughput)
+		}
+	}
+	if h := r.leanHTTPResult(LeanHTTPTwoTx); h != nil {
+		ratio("lean-http-2tx/lean-2tx", h.Throughput, leanTPS(LeanTwoTransactions))
+		if spread != nil {
+			ratio("spread/lean-http-2tx", spread.Throughput, h.Throughput)
 		}
 	}
 	if oneCall != nil {
@@ -275,7 +281,7 @@ func derefResult(r *Result) []Result {
 
 // results are the scenarios' and the HTTP-served baselines' figures.
 func (r *Report) results() []Result {
-	return slices.Concat(r.Scenarios, derefResult(r.Direct), derefResult(r.LeanHTTP))
+	return slices.Concat(r.Scenarios, derefResult(r.Direct), r.LeanHTTP)
 }
 
 // Failure is the run's hard failure: audit violations, 5xx answers, an
@@ -331,7 +337,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tpurchases\tper s\tp50 ms\tp95 ms\tp99 ms\tmax ms\t5xx\trefused\tRSS MB\theap MB\tGo CPU ms/p\tPG CPU ms/p\tstmts/p\tWAL kB/p\tFPI/p\tverify\t")
-	rows := append(append(derefResult(r.LeanHTTP), derefResult(r.Direct)...), r.Scenarios...)
+	rows := slices.Concat(r.LeanHTTP, derefResult(r.Direct), r.Scenarios)
 	for _, s := range rows {
 		if s.Skipped != "" {
 			continue
