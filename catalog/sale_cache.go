@@ -2,16 +2,15 @@ package catalog
 
 import (
 	"context"
-	"sync"
 
 	"github.com/jmoiron/sqlx"
 )
 
 // Purchases may price their lines from a cache of the items sold lately
 // instead of reading the item, its merchant, its coupon template and its
-// stock buckets in every purchase's transaction: that read cost ≈ 0.3 ms of
-// PostgreSQL's CPU and 0.1 ms of Go's per purchase in `chatpay bench`
-// (docs/performance.md, issue 19). It is safe because an entry carries its
+// stock buckets in every purchase's transaction: that read was one of a
+// one-call purchase's eight statements, and a four-table read with the
+// rules' JSON (docs/performance.md, issue 19, change 15). It is safe because an entry carries its
 // merchant's catalog version (migration 00125), which every change of the
 // merchant, its items or its templates raises, and purchase_pay checks that
 // version before it writes anything: a sale priced from a stale entry never
@@ -19,14 +18,9 @@ import (
 // checked against the database on every sale, so no invalidation messages
 // are needed between instances.
 
-// saleItemsMax bounds the cache. Past it, arbitrary entries make room: a
-// dropped entry costs one read on its next sale.
+// saleItemsMax bounds the cache (internal/memo): a dropped entry costs one
+// read on its next sale.
 const saleItemsMax = 10_000
-
-type saleItemCache struct {
-	mu   sync.RWMutex
-	byID map[string]saleItem
-}
 
 type saleItem struct {
 	item     Item
@@ -41,35 +35,19 @@ type saleItem struct {
 // the count is not. The Item shares its pointers with the cache: read them,
 // never write through them.
 func (s *Service) CachedItemForSale(ctx context.Context, q sqlx.ExtContext, itemID string) (Item, Merchant, error) {
-	c := &s.saleItems
-	c.mu.RLock()
-	e, ok := c.byID[itemID]
-	c.mu.RUnlock()
-	if ok {
+	if e, ok := s.saleItems.Get(itemID); ok {
 		return e.item, e.merchant, nil
 	}
 	item, m, err := s.ItemForSale(ctx, q, itemID)
 	if err != nil {
 		return Item{}, Merchant{}, err
 	}
-	c.mu.Lock()
-	if len(c.byID) >= saleItemsMax {
-		for id := range c.byID {
-			delete(c.byID, id)
-			if len(c.byID) < saleItemsMax*9/10 {
-				break
-			}
-		}
-	}
-	c.byID[itemID] = saleItem{item: item, merchant: m}
-	c.mu.Unlock()
+	s.saleItems.Put(itemID, saleItem{item: item, merchant: m})
 	return item, m, nil
 }
 
 // ForgetItemForSale drops an item's cache entry: a sale priced from it was
 // refused because its merchant's catalog changed.
 func (s *Service) ForgetItemForSale(itemID string) {
-	s.saleItems.mu.Lock()
-	delete(s.saleItems.byID, itemID)
-	s.saleItems.mu.Unlock()
+	s.saleItems.Delete(itemID)
 }

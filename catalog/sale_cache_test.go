@@ -119,10 +119,7 @@ func TestCachedItemForSale(t *testing.T) {
 	if _, _, err := s.CachedItemForSale(ctx, db, "itm_none"); !isNotFound(err) {
 		t.Fatalf("unknown item: %v, want not found", err)
 	}
-	s.saleItems.mu.RLock()
-	_, kept := s.saleItems.byID["itm_none"]
-	s.saleItems.mu.RUnlock()
-	if kept {
+	if _, kept := s.saleItems.Get("itm_none"); kept {
 		t.Fatal("an unknown item was cached")
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/ids"
+	"github.com/chatpay/chatpay/internal/memo"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
 )
@@ -37,13 +38,13 @@ type Service struct {
 	// keyPrefix starts new API keys: sk, or sk_test on a sandbox (sandbox.go).
 	keyPrefix string
 	// saleItems is CachedItemForSale's cache (sale_cache.go).
-	saleItems saleItemCache
+	saleItems *memo.Map[string, saleItem]
 }
 
 // NewService returns a Service on db with an injected clock.
 func NewService(db *sqlx.DB, now func() time.Time) *Service {
 	s := &Service{db: db, now: now, passwordCost: passwordHashCost, stmts: database.NewStmts(db), keyPrefix: apiKeyPrefix,
-		saleItems: saleItemCache{byID: map[string]saleItem{}}}
+		saleItems: memo.New[string, saleItem](saleItemsMax)}
 	s.dummyPasswordHash = sync.OnceValue(func() []byte {
 		hash, _ := bcrypt.GenerateFromPassword([]byte("chatpay-no-such-user"), s.passwordCost)
 		return hash

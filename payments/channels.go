@@ -185,6 +185,36 @@ func (s *Service) ShopperOfChannel(ctx context.Context, channelID, shopperID str
 	return sh, nil
 }
 
+// A channel's requests name their shopper by id, and a one-call purchase
+// read the shopper for it on every call (one statement of eight, issue 19).
+// What a purchase or a checkout uses of a shopper never changes once the
+// row exists: its id, its channel (which decides whether the channel may
+// name it) and its messenger user id (the default chat); shoppers are never
+// deleted. Only the display name changes, and nothing that reads this
+// cache uses it: namedShopper's callers take the shopper for a purchase or
+// a checkout, whose receipts and events do not carry the name.
+
+// channelShoppersMax bounds the cache (internal/memo).
+const channelShoppersMax = 100_000
+
+type channelShopper struct{ channelID, shopperID string }
+
+// cachedShopperOfChannel is ShopperOfChannel remembered: found shoppers are
+// kept (an unknown one is read again next time). Its DisplayName may be
+// older than the row's.
+func (s *Service) cachedShopperOfChannel(ctx context.Context, channelID, shopperID string) (Shopper, error) {
+	key := channelShopper{channelID: channelID, shopperID: shopperID}
+	if sh, ok := s.channelShoppers.Get(key); ok {
+		return sh, nil
+	}
+	sh, err := s.ShopperOfChannel(ctx, channelID, shopperID)
+	if err != nil {
+		return Shopper{}, err
+	}
+	s.channelShoppers.Put(key, sh)
+	return sh, nil
+}
+
 // ShopperFromLaunch verifies a launch context for channelID and returns its
 // shopper (created on first sight) and the verified context.
 func (s *Service) ShopperFromLaunch(ctx context.Context, channelID, raw string) (Shopper, Launch, error) {

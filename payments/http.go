@@ -164,10 +164,10 @@ func (h *HTTP) purchase(c echo.Context) error {
 	})
 }
 
-// namedShopper is the shopper a channel's request body names, refused as a
-// field of the body when the channel has no such shopper.
+// namedShopper is the shopper a channel's purchase or checkout names,
+// refused as a field of the body when the channel has no such shopper.
 func (h *HTTP) namedShopper(c echo.Context, channelID, shopperID string) (Shopper, error) {
-	sh, err := h.service.ShopperOfChannel(c.Request().Context(), channelID, shopperID)
+	sh, err := h.service.cachedShopperOfChannel(c.Request().Context(), channelID, shopperID)
 	if p, ok := problem.As(err); ok && p.Kind == problem.KindNotFound {
 		return Shopper{}, problem.Field("shopper_id", "unknown_shopper", "no shopper %q on this channel", shopperID)
 	}

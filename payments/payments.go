@@ -20,6 +20,7 @@ import (
 	"github.com/chatpay/chatpay/catalog"
 	"github.com/chatpay/chatpay/internal/database"
 	"github.com/chatpay/chatpay/internal/instancemode"
+	"github.com/chatpay/chatpay/internal/memo"
 	"github.com/chatpay/chatpay/internal/money"
 	"github.com/chatpay/chatpay/internal/problem"
 	"github.com/chatpay/chatpay/ledger"
@@ -94,6 +95,8 @@ type Service struct {
 	stmts *database.Stmts
 	// sandbox is Config.Sandbox.
 	sandbox bool
+	// channelShoppers is cachedShopperOfChannel's cache (channels.go).
+	channelShoppers *memo.Map[channelShopper, Shopper]
 }
 
 // NewService wires the payment flows to their collaborators.
@@ -106,6 +109,7 @@ func NewService(db *sqlx.DB, now func() time.Time, l *ledger.Ledger, c *catalog.
 		fee: cfg.PlatformFee, checkoutTTL: cfg.CheckoutTTL, launchMaxAge: cfg.LaunchMaxAge,
 		provider: cfg.Provider, hosted: cfg.Providers, publicURL: strings.TrimRight(cfg.PublicBaseURL, "/"), outbox: cfg.Outbox,
 		stmts: database.NewStmts(db), sandbox: cfg.Sandbox,
+		channelShoppers: memo.New[channelShopper, Shopper](channelShoppersMax),
 	}
 }
 
