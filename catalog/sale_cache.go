@@ -10,13 +10,13 @@ import (
 // instead of reading the item, its merchant, its coupon template and its
 // stock buckets in every purchase's transaction: that read was one of a
 // one-call purchase's eight statements, and a four-table read with the
-// rules' JSON (docs/performance.md, issue 19, change 15). It is safe because an entry carries its
-// merchant's catalog version (migration 00125), which every change of the
-// merchant, its items or its templates raises, and purchase_pay checks that
-// version before it writes anything: a sale priced from a stale entry never
-// commits, it is retried from a fresh read. Every instance's cache is
-// checked against the database on every sale, so no invalidation messages
-// are needed between instances.
+// rules' JSON (docs/performance.md, issue 19, change 15). It is safe
+// because an entry carries its merchant's catalog version (migration
+// 00125), which every change of the merchant, its items or its templates
+// raises, and purchase_pay checks that version before it writes anything:
+// a sale priced from a stale entry never commits, it is retried from a
+// fresh read. Every instance's cache is checked against the database on
+// every sale, so no invalidation messages are needed between instances.
 
 // saleItemsMax bounds the cache (internal/memo): a dropped entry costs one
 // read on its next sale.

@@ -18,11 +18,12 @@ import (
 // checkout, its line, reading them back and marking them paid are four
 // writes and two reads the purchase does not need. The guarantees are
 // confirm's: the item is read once (with its merchant, from the catalog's
-// cache, see priceSale) and must be sellable, reservations count towards the per-shopper limit, and pay
-// takes the stock, raises the per-shopper count and writes the ledger,
-// order, coupons and events together, in one call (purchase_pay). The sale's ledger
-// key is the new order's, so it is unique per purchase; a retry finds the
-// caller's stored answer through the Idempotency-Key before reaching here.
+// cache, see priceSale) and must be sellable, reservations count towards
+// the per-shopper limit, and pay takes the stock, raises the per-shopper
+// count and writes the ledger, order, coupons and events together, in one
+// call (purchase_pay). The sale's ledger key is the new order's, so it is
+// unique per purchase; a retry finds the caller's stored answer through the
+// Idempotency-Key before reaching here.
 func (s *Service) buyNow(ctx context.Context, tx *sqlx.Tx, p Purchase, itemID, qrID string) (Receipt, error) {
 	sl, err := s.priceSale(func(read itemReader) (sale, error) { return s.buyNowSale(ctx, tx, p, itemID, qrID, read) })
 	if err != nil {
