@@ -194,7 +194,17 @@ func TestRetries(t *testing.T) {
 		// while the endpoint was being disabled may stay pending for it; it
 		// goes out only if the owner re-enables the endpoint.)
 		countAttempts := `SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.endpoint_id = $1`
+		// Attempts claimed before the switch-off may still be landing (on
+		// a loaded machine their claims expire in flight and they are
+		// recorded late): count once no attempt has landed for 500 ms.
 		before := f.count(t, countAttempts, ep.ID)
+		waitFor(t, 10*time.Second, "the attempts in flight to land", func() bool {
+			time.Sleep(500 * time.Millisecond)
+			n := f.count(t, countAttempts, ep.ID)
+			settled := n == before
+			before = n
+			return settled
+		})
 		f.enqueueCommitted(t, paid(channel.ID, merchant.ID, "after", 1))
 		time.Sleep(200 * time.Millisecond)
 		if after := f.count(t, countAttempts, ep.ID); after != before {
